@@ -1,0 +1,48 @@
+"""Clocked integer linear algebra in PyRTL."""
+
+from ._argmax import make_argmax
+from ._cycles import TileSlot, tile_period, tile_schedule, tiled_matmul_cycles
+from ._elementwise import make_add, make_clamp, make_relu, make_saturate
+from ._matrix import WireMatrix2D, to_signed
+from ._requant import (
+    REQUANT_METHODS,
+    float32_scale_fields,
+    make_requantize,
+    pack_requant_constants,
+    requant_word_bits,
+    unpack_requant_constants,
+)
+from ._simulate import SIMULATORS, make_simulation, simulate_matmul
+from ._systolic import accumulator_bits, make_systolic_array
+from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
+
+__all__ = [
+    "REQUANT_METHODS",
+    "SIMULATORS",
+    "MatmulJob",
+    "TileSlot",
+    "TiledMatmul",
+    "WireMatrix2D",
+    "accumulator_bits",
+    "float32_scale_fields",
+    "make_add",
+    "make_argmax",
+    "make_clamp",
+    "make_relu",
+    "make_requantize",
+    "make_saturate",
+    "make_simulation",
+    "make_systolic_array",
+    "make_tiled_matmul",
+    "pack_a",
+    "pack_b",
+    "pack_requant_constants",
+    "requant_word_bits",
+    "simulate_matmul",
+    "tile_period",
+    "tile_schedule",
+    "tiled_matmul_cycles",
+    "to_signed",
+    "unpack_a",
+    "unpack_requant_constants",
+]

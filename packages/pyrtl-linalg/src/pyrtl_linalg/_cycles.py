@@ -1,0 +1,125 @@
+"""The exact cycle model of the tiled systolic matrix multiplier, in pure Python.
+
+The hardware in :mod:`pyrtl_linalg._tiled` is fully deterministic: which tile is in the array in
+which cycle depends only on the job shapes, the array size and the sink latency. This module
+computes that schedule without building anything, so callers can size buffers, quote latencies
+and check the simulation against it (the tests do, for every case they simulate).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["TileSlot", "tile_period", "tile_schedule", "tiled_matmul_cycles"]
+
+
+@dataclass(frozen=True)
+class TileSlot:
+    """When one output tile of one job occupies the array (all cycles counted from ``start``).
+
+    :param job: index of the job in the sequence.
+    :param m_tile: row tile (rows ``m_tile*rows ...`` of the job's result).
+    :param n_tile: column tile (columns ``n_tile*cols ...`` of the job's result).
+    :param feed_start: cycle in which element ``k = 0`` of the tile enters the array's corner.
+    :param feed_end: cycle in which element ``k = K-1`` enters the corner.
+    :param drain_start: cycle in which the tile's column 0 is on the output stream.
+    :param drain_end: cycle in which its last physical column (``cols - 1``) is on the stream.
+    """
+
+    job: int
+    m_tile: int
+    n_tile: int
+    feed_start: int
+    feed_end: int
+    drain_start: int
+    drain_end: int
+
+
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def tile_period(k: int, *, rows: int, cols: int) -> int:
+    """Cycles between the starts of two consecutive tiles of one job: ``max(k, rows, cols)``.
+
+    ``k`` cycles stream a tile's operands; the drain of a tile's results takes ``cols`` cycles
+    (one column per cycle) and must finish before the next tile's results replace them; and
+    row 0 of the array finishes a tile ``rows - 1`` cycles before the last row, so its shadow
+    register may only be overwritten ``rows`` cycles after it was filled.
+
+    :param k: the inner dimension of the job.
+    :param rows: physical rows of the array.
+    :param cols: physical columns of the array.
+    :returns: the period in cycles.
+    """
+    return max(k, rows, cols)
+
+
+def tile_schedule(
+    shapes: Sequence[tuple[int, int, int]], *, rows: int, cols: int, sink_latency: int = 0
+) -> list[TileSlot]:
+    """The schedule of every tile of every job, in the order the hardware runs them.
+
+    Jobs run in order; inside a job the row tiles are the outer loop and the column tiles the
+    inner loop. Cycle 0 is the cycle in which ``start`` is sampled high; the first tile's
+    feed starts in cycle 1.
+
+    :param shapes: ``(m, k, n)`` of each job (``(m, k) @ (k, n)``).
+    :param rows: physical rows of the array.
+    :param cols: physical columns of the array.
+    :param sink_latency: register stages between the drained output and the memory the next
+        job reads (0: the caller writes a drained column in the cycle it appears).
+    :returns: one :class:`TileSlot` per tile.
+    """
+    rows = _check_positive("array rows", rows)
+    cols = _check_positive("array cols", cols)
+    if isinstance(sink_latency, bool) or not isinstance(sink_latency, int) or sink_latency < 0:
+        raise ValueError(f"sink_latency must be a non-negative integer, not {sink_latency!r}")
+    gap = rows + cols - 1 + sink_latency
+    slots: list[TileSlot] = []
+    cycle = 1
+    for job, (m, k, n) in enumerate(shapes):
+        for name, value in (("m", m), ("k", k), ("n", n)):
+            _check_positive(f"job {job} {name}", value)
+        period = tile_period(k, rows=rows, cols=cols)
+        tiles = [(mt, nt) for mt in range(math.ceil(m / rows)) for nt in range(math.ceil(n / cols))]
+        for index, (mt, nt) in enumerate(tiles):
+            feed_end = cycle + k - 1
+            drain_start = feed_end + rows
+            slots.append(
+                TileSlot(job, mt, nt, cycle, feed_end, drain_start, drain_start + cols - 1)
+            )
+            cycle = feed_end + 1 + (period - k if index + 1 < len(tiles) else gap)
+    return slots
+
+
+def tiled_matmul_cycles(
+    shapes: Sequence[tuple[int, int, int]], *, rows: int, cols: int, sink_latency: int = 0
+) -> int:
+    """Exact cycles from ``start`` (cycle 0) to ``done`` for a sequence of jobs.
+
+    With ``T_j = ceil(m_j/rows) * ceil(n_j/cols)`` tiles, period
+    ``P_j = max(k_j, rows, cols)`` and gap ``G = rows + cols - 1 + sink_latency``::
+
+        cycles = 1 + sum over jobs j of ((T_j - 1) * P_j + k_j + G)
+
+    The ``1`` is the cycle that samples ``start``; ``(T_j - 1) * P_j + k_j`` cycles stream the
+    job's tiles; ``G`` cycles let the last tile's results travel to the far corner
+    (``rows - 1`` cycles), drain (``cols`` cycles) and reach the sink (``sink_latency``).
+
+    :param shapes: ``(m, k, n)`` of each job.
+    :param rows: physical rows of the array.
+    :param cols: physical columns of the array.
+    :param sink_latency: see :func:`tile_schedule`.
+    :returns: the cycle in which ``done`` is high, counting the ``start`` cycle as 0.
+    """
+    slots = tile_schedule(shapes, rows=rows, cols=cols, sink_latency=sink_latency)
+    if not slots:
+        raise ValueError("shapes must hold at least one job")
+    return slots[-1].feed_end + rows + cols + sink_latency

@@ -1,0 +1,487 @@
+"""Requantization: scale a signed accumulator down to a narrow integer, exactly as integer
+kernels do it, in three variants.
+
+Each variant computes ``clamp(round(acc * scale) + zero_point, lo, hi)`` but rounds the way a
+particular, widely deployed integer kernel rounds, bit for bit:
+
+``"single_round"``
+    ``(acc * multiplier + 2**(t-1)) >> t`` with ``t = 31 - shift``: one rounding of the exact
+    product, ties toward +inf (the multiplier form of ``scale = multiplier * 2**(shift-31)``).
+``"double_round"``
+    gemmlowp's two-step form: ``h = SaturatingRoundingDoublingHighMul(acc << max(shift, 0),
+    multiplier)``, i.e. ``floor(a * multiplier / 2**31 + 1/2)`` on the int32 ``a``, then a
+    rounding right shift of ``h`` by ``max(-shift, 0)`` with ties toward +inf.
+``"float32"``
+    ``rint(float32(acc) * s)`` for a float32 scale ``s`` (round to nearest even at each of
+    the three steps), built from integer parts only: no floating-point unit.
+
+All three are combinational (latency 0 cycles). Each configuration constant may be a Python
+integer (built as a constant, the cheapest form) or a wire, so that one requantizer can serve
+many channels by reading their constants from a ROM (:func:`pack_requant_constants` and
+:func:`unpack_requant_constants`).
+"""
+
+from typing import Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pyrtl
+
+from ._elementwise import _is_int, make_add, make_clamp, make_saturate
+
+__all__ = [
+    "REQUANT_METHODS",
+    "float32_scale_fields",
+    "make_requantize",
+    "pack_requant_constants",
+    "requant_word_bits",
+    "unpack_requant_constants",
+]
+
+REQUANT_METHODS: Final = ("single_round", "double_round", "float32")
+
+MAX_ACC_BITS: Final = 32
+
+
+class _Field(NamedTuple):
+    """One configuration constant: its range, and its width as a wire or in a ROM word
+    (two's complement where ``lo < 0``)."""
+
+    name: str
+    lo: int
+    hi: int
+    bits: int
+
+
+def _fields(method: str, out_bits: int) -> tuple[_Field, ...]:
+    """The constants ``method`` takes, in ROM word order (first field in the low bits)."""
+    if method in ("single_round", "double_round"):
+        scale = (_Field("multiplier", 0, 2**31 - 1, 31), _Field("shift", -31, 30, 6))
+    else:
+        scale = (
+            _Field("scale_significand", 2**23, 2**24 - 1, 24),
+            _Field("scale_exponent", -149, 104, 9),
+        )
+    low, high = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    return (
+        *scale,
+        _Field("zero_point", low, high, out_bits),
+        _Field("lo", low, high, out_bits),
+        _Field("hi", low, high, out_bits),
+    )
+
+
+def _check_config(method: object, out_bits: object) -> None:
+    if method not in REQUANT_METHODS:
+        raise ValueError(
+            f"method must be one of 'single_round', 'double_round', 'float32', not {method!r}"
+        )
+    if not _is_int(out_bits) or not 2 <= out_bits <= 16:
+        raise ValueError(f"out_bits must be an integer from 2 to 16, not {out_bits!r}")
+
+
+def _check_presence(method: str, given: dict[str, object]) -> None:
+    """Every scale constant ``method`` needs is given, and none it does not use."""
+    needed = {field.name for field in _fields(method, 8)[:2]}
+    for name, value in given.items():
+        if name in needed and value is None:
+            raise ValueError(f"method {method!r} needs {name}")
+        if name not in needed and value is not None:
+            raise ValueError(f"method {method!r} does not use {name}")
+
+
+def _range_error(field: _Field, value: object) -> ValueError:
+    return ValueError(
+        f"{field.name} must be an integer from {field.lo} to {field.hi}, not {value!r}"
+    )
+
+
+def _constant_wire(field: _Field, value: pyrtl.WireVector | int) -> pyrtl.WireVector | int:
+    """Check one constant; integers stay integers (so the datapath can fold them)."""
+    if isinstance(value, pyrtl.WireVector):
+        if len(value) > field.bits:
+            raise ValueError(
+                f"{field.name} wire must be at most {field.bits} bits wide, not {len(value)}"
+            )
+        return value
+    if not _is_int(value) or not field.lo <= value <= field.hi:
+        raise _range_error(field, value)
+    return int(value)
+
+
+def _signed_wire(value: pyrtl.WireVector | int, bits: int) -> pyrtl.WireVector:
+    """A signed constant or wire as a ``bits``-bit two's complement wire."""
+    if isinstance(value, int):
+        return pyrtl.Const(value, bitwidth=bits, signed=True)
+    return value.sign_extended(bits)
+
+
+def _unsigned_wire(value: pyrtl.WireVector | int, bits: int) -> pyrtl.WireVector:
+    if isinstance(value, int):
+        return pyrtl.Const(value, bitwidth=bits)
+    return value.zero_extended(bits)
+
+
+def _rounding_shift(x: pyrtl.WireVector, amount: pyrtl.WireVector | int) -> pyrtl.WireVector:
+    """``floor(x / 2**amount + 1/2)`` for signed ``x`` and ``amount >= 0``.
+
+    Appending one fraction bit turns it into ``floor((2x >> amount) + 1) / 2``, which is
+    exact for every ``amount`` including 0 and needs no adder of a variable rounding constant.
+    """
+    doubled = pyrtl.concat(x, pyrtl.Const(0, bitwidth=1))
+    shifted = pyrtl.shift_right_arithmetic(doubled, amount)
+    return (shifted + 1).truncate(len(shifted))[1:]
+
+
+def _single_round(
+    acc: pyrtl.WireVector, multiplier: pyrtl.WireVector | int, shift: pyrtl.WireVector | int
+) -> pyrtl.WireVector:
+    # acc * multiplier with multiplier >= 0: a sign-extended acc times the unsigned
+    # multiplier, truncated to its exact signed width, is the signed product.
+    width = len(acc) + 31
+    product = (acc.sign_extended(width) * _unsigned_wire(multiplier, 31)).truncate(width)
+    if isinstance(shift, int):
+        total_shift: pyrtl.WireVector | int = 31 - shift
+    else:
+        total_shift = (pyrtl.Const(31, bitwidth=8) - shift.sign_extended(8)).truncate(6)
+    return _rounding_shift(product, total_shift)
+
+
+def _double_round(
+    acc: pyrtl.WireVector, multiplier: pyrtl.WireVector | int, shift: pyrtl.WireVector | int
+) -> pyrtl.WireVector:
+    left: pyrtl.WireVector | int
+    right: pyrtl.WireVector | int
+    if isinstance(shift, int):
+        left, right = max(shift, 0), max(-shift, 0)
+    else:
+        shift = shift.sign_extended(8)
+        negative = shift[-1]
+        left = pyrtl.select(negative, pyrtl.Const(0, bitwidth=5), shift.truncate(5))
+        negated = (pyrtl.Const(0, bitwidth=8) - shift).truncate(6)
+        right = pyrtl.select(negative, negated, pyrtl.Const(0, bitwidth=6))
+    # The int32 left shift wraps like the kernels' int32 arithmetic.
+    a = acc.sign_extended(32)
+    if not isinstance(left, int):
+        a = pyrtl.shift_left_logical(a, left)
+    elif left > 0:
+        a = pyrtl.concat(a[: 32 - left], pyrtl.Const(0, bitwidth=left))
+    # SaturatingRoundingDoublingHighMul(a, m) = floor((a * m + 2**30) / 2**31) exactly; its
+    # saturating case (a = m = -2**31) cannot arise because the multiplier is non-negative.
+    product = (a.sign_extended(63) * _unsigned_wire(multiplier, 31)).truncate(63)
+    nudged = (product.sign_extended(64) + (1 << 30)).truncate(64)
+    high = nudged[31:63]
+    return _rounding_shift(high, right)
+
+
+def _normalize(x: pyrtl.WireVector) -> tuple[pyrtl.WireVector, pyrtl.WireVector]:
+    """Shift a 32-bit unsigned ``x`` left until bit 31 is set: ``(x << lz, lz)``.
+
+    Five stages test whether the top 16, 8, 4, 2, 1 bits are zero and shift by that much if
+    so; the five decisions are the bits of the leading-zero count ``lz`` (31 for ``x == 0``).
+    """
+    decisions = []
+    for step in (16, 8, 4, 2, 1):
+        zero = x[32 - step :] == 0
+        x = pyrtl.select(zero, pyrtl.concat(x[: 32 - step], pyrtl.Const(0, bitwidth=step)), x)
+        decisions.append(zero)
+    return x, pyrtl.concat(*decisions)
+
+
+def _round_to_24(
+    x: pyrtl.WireVector, low: int
+) -> tuple[pyrtl.WireVector, pyrtl.WireVector, pyrtl.WireVector]:
+    """Round ``x[low:low+24]`` to nearest even using the bits below ``low``.
+
+    :returns: ``(kept, guard, sticky)``; the caller adds ``guard & (sticky | kept[0])``.
+    """
+    return x[low : low + 24], x[low - 1], x[: low - 1] != 0
+
+
+def _shift_right_sticky(
+    x: pyrtl.WireVector, amount: pyrtl.WireVector
+) -> tuple[pyrtl.WireVector, pyrtl.WireVector]:
+    """``(x >> amount, whether any 1 bit was shifted out)`` for unsigned ``x``."""
+    sticky = pyrtl.Const(0, bitwidth=1)
+    for i in range(len(amount)):
+        step = 1 << i
+        if step >= len(x):
+            lost, moved = x != 0, pyrtl.Const(0, bitwidth=len(x))
+        else:
+            lost, moved = x[:step] != 0, x[step:].zero_extended(len(x))
+        sticky = sticky | (amount[i] & lost)
+        x = pyrtl.select(amount[i], moved, x)
+    return x, sticky
+
+
+def _float32(
+    acc: pyrtl.WireVector,
+    significand: pyrtl.WireVector | int,
+    exponent: pyrtl.WireVector | int,
+    out_bits: int,
+) -> pyrtl.WireVector:
+    """``rint(float32(acc) * significand * 2**exponent)`` saturated to ``out_bits + 2`` bits.
+
+    Only magnitudes below ``2**out_bits`` need to be exact: anything larger saturates, and
+    after adding a zero point and clamping to ``out_bits`` bits gives the same result.
+    """
+    negative = acc[-1]
+    magnitude = pyrtl.select(negative, (~acc + 1).truncate(len(acc)), acc).zero_extended(32)
+    # float32(|acc|) = a * 2**(8 - lz + carry_a): round the normalized value to 24 bits.
+    normalized, lz = _normalize(magnitude)
+    kept, guard, sticky = _round_to_24(normalized, 8)
+    a_rounded = kept + (guard & (sticky | kept[0]))
+    carry_a = a_rounded[24]
+    # On carry the value is exactly 2**24 = 2**23 * 2: renormalize to keep the multiplier 24x24.
+    a = pyrtl.concat(a_rounded[23] | carry_a, a_rounded[:23])
+    # The exact product of two 24-bit significands lies in [2**46, 2**48): round it to 24 bits
+    # at one of two positions, b * 2**(23 + top).
+    product = a * _unsigned_wire(significand, 24)
+    top = product[47]
+    kept_hi, guard_hi, sticky_hi = _round_to_24(product, 24)
+    kept_lo, guard_lo, sticky_lo = _round_to_24(product, 23)
+    kept = pyrtl.select(top, kept_hi, kept_lo)
+    guard = pyrtl.select(top, guard_hi, guard_lo)
+    sticky = pyrtl.select(top, sticky_hi, sticky_lo)
+    b = kept + (guard & (sticky | kept[0]))  # 25 bits; 2**24 is exact, no renormalizing
+    # The float32 product is b * 2**-r with r = lz - carry_a - top - exponent - 31. With b in
+    # [2**23, 2**24]: r < first saturates (|x| >= 2**out_bits), r > 24 rounds to 0, and the
+    # out_bits + 1 positions between need a rounding shifter. d = r - first.
+    first = 24 - out_bits
+    if isinstance(exponent, int):
+        offset = pyrtl.Const(-exponent - 31 - first, bitwidth=10, signed=True)
+    else:
+        offset = (
+            pyrtl.Const(-31 - first, bitwidth=10, signed=True) - exponent.sign_extended(10)
+        ).truncate(10)
+    d = (lz.zero_extended(10) + offset).truncate(10)
+    d = (d - carry_a.zero_extended(10)).truncate(10)
+    d = (d - top.zero_extended(10)).truncate(10)
+    saturated = d[-1]
+    underflow = pyrtl.signed_lt(pyrtl.Const(out_bits, bitwidth=10, signed=True), d)
+    # Shift b >> first - 1 statically, the remaining d with a sticky bit; the last bit
+    # shifted is the guard of the final round-half-even.
+    coarse, fine_sticky = _shift_right_sticky(b[first - 1 :], d.truncate(5))
+    sticky = (b[: first - 1] != 0) | fine_sticky
+    whole = coarse[1:]
+    rounded = (whole + (coarse[0] & (sticky | whole[0]))).truncate(out_bits + 1)
+    zero = underflow | (acc == 0)
+    magnitude_out = pyrtl.select(
+        zero,
+        pyrtl.Const(0, bitwidth=out_bits + 1),
+        pyrtl.select(saturated, pyrtl.Const(1 << out_bits, bitwidth=out_bits + 1), rounded),
+    ).zero_extended(out_bits + 2)
+    return pyrtl.select(negative, (~magnitude_out + 1).truncate(out_bits + 2), magnitude_out)
+
+
+def make_requantize(
+    acc: pyrtl.WireVector,
+    *,
+    method: str,
+    multiplier: pyrtl.WireVector | int | None = None,
+    shift: pyrtl.WireVector | int | None = None,
+    scale_significand: pyrtl.WireVector | int | None = None,
+    scale_exponent: pyrtl.WireVector | int | None = None,
+    zero_point: pyrtl.WireVector | int = 0,
+    lo: pyrtl.WireVector | int | None = None,
+    hi: pyrtl.WireVector | int | None = None,
+    out_bits: int = 8,
+) -> pyrtl.WireVector:
+    """Requantize a signed accumulator: scale, round, add ``zero_point``, clamp to ``[lo, hi]``.
+
+    Combinational (latency 0 cycles); register its input or output where timing needs it.
+    The scale is ``multiplier * 2**(shift - 31)`` for the two integer methods and
+    ``scale_significand * 2**scale_exponent`` (a float32 value, see
+    :func:`float32_scale_fields`) for ``"float32"``. ``"single_round"`` rounds the exact
+    product once, ties up; ``"double_round"`` rounds twice as gemmlowp does;
+    ``"float32"`` computes ``rint(fl(fl(acc) * scale))`` with float32 rounding ``fl``
+    (the requantization page of the docs gives the exact formulas and the datapath).
+    The scaled value is computed exactly before saturating, so the
+    result is the exact formula even where a C kernel's int32 arithmetic would overflow
+    (except ``"double_round"``'s int32 left shift, which wraps like the kernels').
+
+    Every constant may be a Python integer or a wire holding it: unsigned for the multiplier
+    and significand, two's complement for the others, at most as wide as given below (the
+    widths :func:`pack_requant_constants` packs). Integer constants are range-checked here; a
+    wire's value must be in the same range at run time, or the result is unspecified.
+
+    :param acc: the signed accumulator, 1 to 32 bits. Narrow a wider one first, e.g. with
+        :func:`make_saturate` (``bits=32``), after checking that its range allows it.
+    :param method: ``"single_round"``, ``"double_round"`` or ``"float32"``.
+    :param multiplier: integer methods: the multiplier, 0 to ``2**31 - 1`` (31 bits unsigned).
+    :param shift: integer methods: the power-of-two exponent, -31 to 30 (6 bits signed).
+    :param scale_significand: ``"float32"``: the 24-bit significand, ``2**23`` to
+        ``2**24 - 1`` (hidden bit included; 24 bits unsigned).
+    :param scale_exponent: ``"float32"``: the exponent, -149 to 104 (9 bits signed): every
+        positive normal float32 scale.
+    :param zero_point: added after rounding; an ``out_bits``-bit signed value.
+    :param lo: the clamp's lower end (default the most negative ``out_bits``-bit value).
+    :param hi: the clamp's upper end (default the most positive ``out_bits``-bit value).
+    :param out_bits: the result's bitwidth, 2 to 16.
+    :returns: the requantized value, an ``out_bits``-bit two's complement wire.
+    """
+    _check_config(method, out_bits)
+    if not isinstance(acc, pyrtl.WireVector):
+        raise TypeError(f"acc must be a WireVector, not {type(acc).__name__}")
+    if len(acc) > MAX_ACC_BITS:
+        raise ValueError(
+            f"acc must be at most {MAX_ACC_BITS} bits wide, not {len(acc)} "
+            "(narrow it first, e.g. with make_saturate)"
+        )
+    _check_presence(
+        method,
+        {
+            "multiplier": multiplier,
+            "shift": shift,
+            "scale_significand": scale_significand,
+            "scale_exponent": scale_exponent,
+        },
+    )
+    fields = _fields(method, out_bits)
+    if lo is None:
+        lo = fields[3].lo
+    if hi is None:
+        hi = fields[4].hi
+    given = (
+        (multiplier, shift) if method != "float32" else (scale_significand, scale_exponent)
+    ) + (zero_point, lo, hi)
+    first, second, zero_point, lo, hi = (
+        _constant_wire(field, value) for field, value in zip(fields, given, strict=True)
+    )
+    if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+        raise ValueError(f"lo must not exceed hi, not lo={lo} and hi={hi}")
+    if method == "single_round":
+        scaled = make_saturate(_single_round(acc, first, second), bits=out_bits + 2)
+    elif method == "double_round":
+        scaled = make_saturate(_double_round(acc, first, second), bits=out_bits + 2)
+    else:
+        scaled = _float32(acc, first, second, out_bits)
+    # |scaled| <= 2**out_bits and any saturated value stays beyond [lo, hi] after adding a
+    # zero point of out_bits bits, so the clamp below gives the exact result.
+    shifted = make_add(scaled, _signed_wire(zero_point, out_bits))
+    return make_clamp(shifted, lo=_signed_wire(lo, out_bits), hi=_signed_wire(hi, out_bits))
+
+
+def float32_scale_fields(scales: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Split float32 scales into the integer fields the ``"float32"`` requantizer takes.
+
+    ``scale == significand * 2.0**exponent`` exactly, with the significand's hidden bit
+    included (``2**23 <= significand < 2**24``). Scales are converted to float32 first (round
+    to nearest), since the hardware multiplies by the float32 value.
+
+    :param scales: positive normal float32 values (any shape).
+    :returns: ``(significands, exponents)``, int64 arrays of the same shape.
+    """
+    values = np.asarray(scales, dtype=np.float32)
+    bits = values.view(np.uint32).astype(np.int64)
+    biased = (bits >> 23) & 0xFF
+    bad = (bits >> 31 != 0) | (biased == 0) | (biased == 0xFF)
+    if np.any(bad):
+        raise ValueError(
+            f"scales must be positive normal float32 values, not {float(values[bad].flat[0])!r}"
+        )
+    return (bits & 0x7FFFFF) | (1 << 23), biased - 127 - 23
+
+
+def requant_word_bits(method: str, *, out_bits: int = 8) -> int:
+    """The width of one ROM word of :func:`pack_requant_constants`.
+
+    :param method: as for :func:`make_requantize`.
+    :param out_bits: as for :func:`make_requantize`.
+    :returns: 37 + 3 * out_bits for the integer methods, 33 + 3 * out_bits for ``"float32"``.
+    """
+    _check_config(method, out_bits)
+    return sum(field.bits for field in _fields(method, out_bits))
+
+
+def pack_requant_constants(
+    *,
+    method: str,
+    multiplier: npt.ArrayLike | None = None,
+    shift: npt.ArrayLike | None = None,
+    scale_significand: npt.ArrayLike | None = None,
+    scale_exponent: npt.ArrayLike | None = None,
+    zero_point: npt.ArrayLike = 0,
+    lo: npt.ArrayLike | None = None,
+    hi: npt.ArrayLike | None = None,
+    out_bits: int = 8,
+) -> list[int]:
+    """Pack per-channel requantization constants into ROM words, one word per channel.
+
+    Arguments broadcast against each other (a per-layer zero point next to per-channel
+    multipliers, say) to one 1-D sequence of channels. Each word holds the method's fields
+    in the order multiplier/significand, shift/exponent, zero point, lo, hi, the first in the
+    low bits, signed fields in two's complement; :func:`unpack_requant_constants` takes them
+    apart again. Use the words as a :class:`pyrtl.RomBlock`'s ``romdata``::
+
+        words = pack_requant_constants(method="single_round", multiplier=m, shift=s)
+        rom = pyrtl.RomBlock(requant_word_bits("single_round"), addrwidth, words)
+        y = make_requantize(acc, method="single_round",
+                            **unpack_requant_constants(rom[channel], method="single_round"))
+
+    :param method: as for :func:`make_requantize`.
+    :param multiplier: integer methods: one multiplier per channel.
+    :param shift: integer methods: one shift per channel.
+    :param scale_significand: ``"float32"``: see :func:`float32_scale_fields`.
+    :param scale_exponent: ``"float32"``: see :func:`float32_scale_fields`.
+    :param zero_point: the output zero point(s).
+    :param lo: the clamp's lower end(s) (default the most negative ``out_bits``-bit value).
+    :param hi: the clamp's upper end(s) (default the most positive ``out_bits``-bit value).
+    :param out_bits: as for :func:`make_requantize`.
+    :returns: the words as Python integers, ``requant_word_bits(method)`` bits each.
+    """
+    _check_config(method, out_bits)
+    scale_values = {
+        "multiplier": multiplier,
+        "shift": shift,
+        "scale_significand": scale_significand,
+        "scale_exponent": scale_exponent,
+    }
+    _check_presence(method, scale_values)
+    fields = _fields(method, out_bits)
+    values = [scale_values[field.name] for field in fields[:2]]
+    values += [zero_point, fields[3].lo if lo is None else lo, fields[4].hi if hi is None else hi]
+    try:
+        arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v)) for v in values))
+    except ValueError:
+        shapes = ", ".join(str(np.shape(v)) for v in values)
+        raise ValueError(f"the constants' shapes do not broadcast together: {shapes}") from None
+    words = [0] * arrays[0].size
+    offset = 0
+    for field, array in zip(fields, arrays, strict=True):
+        if array.ndim != 1:
+            raise ValueError(f"{field.name} must be a scalar or 1-D, not {array.ndim}-D")
+        for channel, value in enumerate(array.tolist()):
+            if not _is_int(value) or not field.lo <= value <= field.hi:
+                raise _range_error(field, value)
+            words[channel] |= (value & ((1 << field.bits) - 1)) << offset
+        offset += field.bits
+    for channel, (low, high) in enumerate(zip(arrays[3].tolist(), arrays[4].tolist(), strict=True)):
+        if low > high:
+            raise ValueError(
+                f"lo must not exceed hi, not lo={low} and hi={high} (channel {channel})"
+            )
+    return words
+
+
+def unpack_requant_constants(
+    word: pyrtl.WireVector, *, method: str, out_bits: int = 8
+) -> dict[str, pyrtl.WireVector]:
+    """Slice a word of :func:`pack_requant_constants` into :func:`make_requantize`'s keywords.
+
+    :param word: a wire carrying one packed word (e.g. a :class:`pyrtl.RomBlock` read).
+    :param method: the method the word was packed for.
+    :param out_bits: the ``out_bits`` the word was packed for.
+    :returns: ``{name: wire}`` for ``make_requantize(acc, method=method, out_bits=out_bits,
+        **constants)``.
+    """
+    bits = requant_word_bits(method, out_bits=out_bits)
+    if not isinstance(word, pyrtl.WireVector) or len(word) != bits:
+        width = len(word) if isinstance(word, pyrtl.WireVector) else type(word).__name__
+        raise ValueError(f"word must be a {bits}-bit WireVector for method {method!r}, not {width}")
+    constants = {}
+    offset = 0
+    for field in _fields(method, out_bits):
+        constants[field.name] = word[offset : offset + field.bits]
+        offset += field.bits
+    return constants

@@ -1,0 +1,480 @@
+"""A tiled matrix-multiply engine: a sequence of jobs on one systolic array.
+
+The engine streams operand tiles from the caller's memories through one
+:func:`~pyrtl_linalg.make_systolic_array` grid and streams finished result columns out. The
+schedule is fixed at build time and given exactly by :mod:`pyrtl_linalg._cycles`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyrtl
+
+from ._cycles import tile_period
+from ._matrix import WireMatrix2D, to_signed
+from ._systolic import accumulator_bits, make_systolic_array
+
+__all__ = ["MatmulJob", "TiledMatmul", "make_tiled_matmul", "pack_a", "pack_b", "unpack_a"]
+
+Memory = pyrtl.MemBlock  # RomBlock is a subclass
+
+
+@dataclass(frozen=True, eq=False)
+class MatmulJob:
+    """One product ``C = (A - a_zero_point) @ B + bias`` of shape ``(m, k) @ (k, n)``.
+
+    The operands live in PyRTL memories, packed so that one word feeds a whole array edge:
+
+    * ``a`` word ``a_base + mt*k + kk`` holds ``A[mt*rows + i, kk]`` for ``i < rows``, value ``i``
+      in bits ``[i*bits, (i+1)*bits)`` (rows past ``m`` are don't-care);
+    * ``b`` word ``b_base + nt*k + kk`` holds ``B[kk, nt*cols + j]`` for ``j < cols``, packed the
+      same way (columns past ``n`` are don't-care).
+
+    :param m: rows of ``A`` and of the result.
+    :param k: the inner dimension.
+    :param n: columns of ``B`` and of the result.
+    :param a: memory holding ``A`` (a :class:`pyrtl.MemBlock` or :class:`pyrtl.RomBlock`,
+        ``rows * bits`` wide).
+    :param b: memory holding ``B`` (``cols * bits`` wide).
+    :param a_base: address of ``A``'s first word.
+    :param b_base: address of ``B``'s first word.
+    :param a_zero_point: subtracted from every ``A`` value, a ``bits``-bit signed integer.
+    :param bias: integers of shape ``(n,)`` added to each result column, or ``None``.
+    """
+
+    m: int
+    k: int
+    n: int
+    a: Memory
+    b: Memory
+    a_base: int = 0
+    b_base: int = 0
+    a_zero_point: int = 0
+    bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class TiledMatmul:
+    """The handshake and the output stream of :func:`make_tiled_matmul`.
+
+    In each cycle with ``valid`` high the stream carries one result column: ``values[i]`` is
+    ``C[m_tile*rows + i, column]`` of job ``job`` (rows past ``m`` hold garbage), a signed
+    ``value_bits``-bit two's complement number. Columns come in increasing order, one per cycle
+    while a tile drains.
+
+    :param start: the caller's start wire (sampled while idle).
+    :param done: high for one cycle when every job has drained (plus ``sink_latency``).
+    :param busy: high from the cycle after ``start`` up to and including the ``done`` cycle.
+    :param valid: a result column is on the stream.
+    :param job: index of the job the column belongs to.
+    :param m_tile: row tile of the column.
+    :param column: the column's index in the job's result (``0 <= column < n``).
+    :param values: ``rows`` signed results.
+    :param value_bits: width of each of ``values``.
+    :param acc_bits: accumulator width of the array.
+    """
+
+    start: pyrtl.WireVector
+    done: pyrtl.WireVector
+    busy: pyrtl.WireVector
+    valid: pyrtl.WireVector
+    job: pyrtl.WireVector
+    m_tile: pyrtl.WireVector
+    column: pyrtl.WireVector
+    values: tuple[pyrtl.WireVector, ...]
+    value_bits: int
+    acc_bits: int
+
+    @property
+    def output(self) -> WireMatrix2D:
+        """The stream's values as a ``rows x 1`` :class:`~pyrtl_linalg.WireMatrix2D` with
+        ``valid``."""
+        return WireMatrix2D([[v] for v in self.values], bits=self.value_bits, valid=self.valid)
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+def _signed_bits(values: np.ndarray) -> int:
+    """Fewest two's complement bits that hold every value (at least 1)."""
+    low, high = int(values.min()), int(values.max())
+    return max(1, (-low - 1).bit_length() + 1 if low < 0 else 0, high.bit_length() + 1)
+
+
+def _check_job(index: int, job: MatmulJob, rows: int, cols: int, bits: int) -> np.ndarray | None:
+    if not isinstance(job, MatmulJob):
+        raise ValueError(f"job {index} must be a MatmulJob, not {type(job).__name__}")
+    for field in ("m", "k", "n"):
+        _positive(f"job {index} {field}", getattr(job, field))
+    for field, mem, width, tiles in (
+        ("a", job.a, rows * bits, math.ceil(job.m / rows)),
+        ("b", job.b, cols * bits, math.ceil(job.n / cols)),
+    ):
+        if not isinstance(mem, pyrtl.MemBlock):
+            raise ValueError(f"job {index} {field} must be a MemBlock or RomBlock")
+        if mem.bitwidth != width:
+            raise ValueError(
+                f"job {index} {field} memory {mem.name!r} is {mem.bitwidth} bits wide, not {width}"
+            )
+        base = getattr(job, f"{field}_base")
+        if isinstance(base, bool) or not isinstance(base, int) or base < 0:
+            raise ValueError(f"job {index} {field}_base must be a non-negative integer")
+        end = base + tiles * job.k
+        if end > 1 << mem.addrwidth:
+            raise ValueError(
+                f"job {index} {field} needs words {base}..{end - 1} but memory {mem.name!r} "
+                f"has {1 << mem.addrwidth}"
+            )
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if not low <= job.a_zero_point <= high:
+        raise ValueError(
+            f"job {index} a_zero_point must be in [{low}, {high}], not {job.a_zero_point!r}"
+        )
+    if job.bias is None:
+        return None
+    bias = np.asarray(job.bias)
+    if bias.shape != (job.n,) or not np.issubdtype(bias.dtype, np.integer):
+        raise ValueError(
+            f"job {index} bias must be integers of shape ({job.n},), "
+            f"not {bias.dtype} of shape {bias.shape}"
+        )
+    return bias.astype(object)
+
+
+def _pick(default: pyrtl.WireVector, *cases: tuple[pyrtl.WireVector, object]) -> pyrtl.WireVector:
+    """Priority multiplexer: the value of the first case whose condition is high."""
+    result = pyrtl.as_wires(default)
+    for condition, value in reversed(cases):
+        result = pyrtl.select(condition, value, result)
+    return result
+
+
+def _read_operand(
+    memories: list[Memory],
+    address: pyrtl.Register,
+    address_next: pyrtl.WireVector,
+    select: pyrtl.WireVector,
+    name: str,
+) -> pyrtl.WireVector:
+    """One read port per memory, each addressed straight from a register (so synchronous
+    memories work); narrower memories get a mirror register of their own width."""
+    data = []
+    for index, memory in enumerate(memories):
+        port = address
+        if memory.addrwidth != len(address):
+            port = pyrtl.Register(memory.addrwidth, name=f"{name}{index}_addr")
+            port.next <<= address_next[: memory.addrwidth]
+        data.append(memory[port])
+    return data[0] if len(data) == 1 else pyrtl.mux(select, *data, default=data[0])
+
+
+def _counter_bits(limit: int) -> int:
+    return max(1, int(limit).bit_length())
+
+
+def make_tiled_matmul(
+    jobs: Sequence[MatmulJob],
+    start: pyrtl.WireVector,
+    *,
+    rows: int,
+    cols: int,
+    bits: int = 8,
+    sink_latency: int = 0,
+    name: str = "tmm",
+) -> TiledMatmul:
+    """Build an engine that computes a fixed sequence of matrix products on one array.
+
+    When ``start`` is high while the engine is idle, it runs every job in order and raises
+    ``done`` for one cycle, then is idle again: pulse ``start`` again to rerun (with new
+    memory contents), with no reset and no rebuild. Each job is cut into
+    ``ceil(m/rows) * ceil(n/cols)`` output tiles (row tiles outer, column tiles inner); a tile
+    streams its ``k`` operand words (one ``A`` and one ``B`` word per cycle) through a
+    ``rows x cols`` :func:`~pyrtl_linalg.make_systolic_array`. Tiles of a job follow each
+    other every ``max(k, rows, cols)`` cycles: the results of one tile drain (one column per
+    cycle, on the output stream) while the next tile computes. A job starts only after the
+    previous one fully drained plus ``sink_latency`` cycles, so a job may read what the
+    caller's sink wrote from an earlier job's stream. The cycle count is
+    :func:`~pyrtl_linalg.tiled_matmul_cycles`.
+
+    Widths: the accumulators are :func:`~pyrtl_linalg.accumulator_bits` of the largest ``k``
+    (``2*bits + ceil(log2 k)``); with a bias the output values are one bit wider than the
+    larger of that and the bias's own signed width. No result can overflow.
+
+    The engine owns one read port on each distinct memory it reads (per operand role). Their
+    addresses come straight from registers, so synchronous (``asynchronous=False``) memories
+    work. Everything is word-level, for fast simulation.
+
+    :param jobs: the products to compute, in order (at least one).
+    :param start: 1-bit start signal.
+    :param rows: physical rows of the array (rows of a result tile).
+    :param cols: physical columns (columns of a result tile).
+    :param bits: operand width; operands are signed ``bits``-bit integers.
+    :param sink_latency: extra cycles the caller's sink needs between a drained column and the
+        moment the next job may read it (0: written in the cycle it is on the stream).
+    :param name: prefix of the engine's wire names.
+    :returns: the handshake and output stream.
+    """
+    rows = _positive("array rows", rows)
+    cols = _positive("array cols", cols)
+    bits = _positive("bits", bits)
+    if isinstance(sink_latency, bool) or not isinstance(sink_latency, int) or sink_latency < 0:
+        raise ValueError(f"sink_latency must be a non-negative integer, not {sink_latency!r}")
+    if len(jobs) == 0:
+        raise ValueError("jobs must hold at least one MatmulJob")
+    if len(start) != 1:
+        raise ValueError(f"start must be 1 bit wide, not {len(start)}")
+    biases = [_check_job(index, job, rows, cols, bits) for index, job in enumerate(jobs)]
+
+    acc_bits = accumulator_bits(max(job.k for job in jobs), bits=bits)
+    gap = rows + cols - 1 + sink_latency
+    a_mems = list(dict.fromkeys(job.a for job in jobs))
+    b_mems = list(dict.fromkeys(job.b for job in jobs))
+    bias_bases, bias_words = [], []
+    for job, bias in zip(jobs, biases, strict=True):
+        bias_bases.append(len(bias_words))
+        bias_words.extend(bias if bias is not None else [0] * job.n)
+    has_bias = any(bias is not None for bias in biases)
+
+    # The job descriptors live in a ROM indexed by the job register, so the controller's size
+    # does not grow with the number of jobs.
+    fields = {
+        "k_m1": [job.k - 1 for job in jobs],
+        "wait": [tile_period(job.k, rows=rows, cols=cols) - job.k for job in jobs],
+        "nt_m1": [math.ceil(job.n / cols) - 1 for job in jobs],
+        "mt_m1": [math.ceil(job.m / rows) - 1 for job in jobs],
+        "a_base": [job.a_base for job in jobs],
+        "b_base": [job.b_base for job in jobs],
+        "zp": [job.a_zero_point & ((1 << bits) - 1) for job in jobs],
+        "a_sel": [a_mems.index(job.a) for job in jobs],
+        "b_sel": [b_mems.index(job.b) for job in jobs],
+        "n": [job.n for job in jobs],
+        "bias_base": bias_bases,
+    }
+    widths = {key: _counter_bits(max(values)) for key, values in fields.items()}
+    widths["zp"] = bits  # two's complement: keep the sign bit
+    words = []
+    for index in range(len(jobs)):
+        word, offset = 0, 0
+        for key, values in fields.items():
+            word |= values[index] << offset
+            offset += widths[key]
+        words.append(word)
+    job_bits = _counter_bits(len(jobs) - 1)
+    job = pyrtl.Register(job_bits, name=f"{name}_job")
+    descriptor = pyrtl.RomBlock(
+        sum(widths.values()), job_bits, words, name=f"{name}_jobs", pad_with_zeros=True
+    )[job]
+    rom: dict[str, pyrtl.WireVector] = {}
+    offset = 0
+    for key in fields:
+        rom[key] = descriptor[offset : offset + widths[key]]
+        offset += widths[key]
+
+    # Feed controller.
+    busy = pyrtl.Register(1, name=f"{name}_running")
+    fin = pyrtl.Register(1, name=f"{name}_fin")
+    load = pyrtl.Register(1, name=f"{name}_load")
+    wait = pyrtl.Register(_counter_bits(max(gap, *fields["wait"])), name=f"{name}_wait")
+    kk = pyrtl.Register(widths["k_m1"], name=f"{name}_kk")
+    nt = pyrtl.Register(widths["nt_m1"], name=f"{name}_nt")
+    mt = pyrtl.Register(widths["mt_m1"], name=f"{name}_mt")
+    ncol = pyrtl.Register(_counter_bits(max(fields["n"]) + cols), name=f"{name}_ncol")
+    a_width = max(mem.addrwidth for mem in a_mems)
+    a_addr = pyrtl.Register(a_width, name=f"{name}_a_addr")
+    a_tile = pyrtl.Register(a_width, name=f"{name}_a_tile")
+    b_addr = pyrtl.Register(max(mem.addrwidth for mem in b_mems), name=f"{name}_b_addr")
+
+    idle = ~busy
+    go = idle & start
+    waiting = wait != 0
+    feeding = busy & ~fin & ~waiting
+    tile_end = feeding & (kk == rom["k_m1"])
+    nt_end = nt == rom["nt_m1"]
+    mt_end = mt == rom["mt_m1"]
+    next_n = tile_end & ~nt_end
+    next_m = tile_end & nt_end & ~mt_end
+    job_end = tile_end & nt_end & mt_end
+    last_job = job == len(jobs) - 1
+    done = busy & fin & ~waiting
+    reload = go | load
+
+    a_next = _pick(a_addr, (reload, rom["a_base"]), (next_n, a_tile), (feeding, a_addr + 1))
+    a_addr.next <<= a_next
+    a_tile.next <<= _pick(a_tile, (reload, rom["a_base"]), (next_m, a_addr + 1))
+    b_next = _pick(b_addr, (reload, rom["b_base"]), (next_m, rom["b_base"]), (feeding, b_addr + 1))
+    b_addr.next <<= b_next
+    kk.next <<= _pick(kk, (tile_end, 0), (feeding, kk + 1))
+    nt.next <<= _pick(nt, (next_n, nt + 1), (tile_end, 0))
+    mt.next <<= _pick(mt, (next_m, mt + 1), (job_end, 0))
+    ncol.next <<= _pick(ncol, (next_n, ncol + cols), (tile_end, 0))
+    job.next <<= _pick(job, (job_end & ~last_job, job + 1), (done, 0))
+    wait.next <<= _pick(wait, (job_end, gap), (tile_end, rom["wait"]), (waiting, wait - 1))
+    busy.next <<= _pick(busy, (go, 1), (done, 0))
+    fin.next <<= _pick(fin, (job_end & last_job, 1), (done, 0))
+    load.next <<= job_end & ~last_job
+
+    # Edges: read one packed word per operand, subtract the zero point, sign-extend to the
+    # accumulator width.
+    a_word = _read_operand(a_mems, a_addr, a_next, rom["a_sel"], f"{name}_a")
+    b_word = _read_operand(b_mems, b_addr, b_next, rom["b_sel"], f"{name}_b")
+    zero_point = rom["zp"].sign_extended(bits + 1)
+    a_edge = []
+    for i in range(rows):
+        value = a_word[i * bits : (i + 1) * bits].sign_extended(bits + 1)
+        shifted = (value - zero_point)[: bits + 1] if any(fields["zp"]) else value
+        a_edge.append(shifted.sign_extended(acc_bits))
+    b_edge = [b_word[j * bits : (j + 1) * bits].sign_extended(acc_bits) for j in range(cols)]
+
+    # Drain controller: a tile's column 0 is complete `rows` cycles after its last element
+    # entered the corner; the tags of the tile wait in `pending` until then.
+    drain_col = pyrtl.Register(_counter_bits(cols - 1), name=f"{name}_drain_col")
+    results = make_systolic_array(
+        a_edge,
+        b_edge,
+        first=feeding & (kk == 0),
+        last=tile_end,
+        drain=drain_col,
+        acc_bits=acc_bits,
+        name=f"{name}_sa",
+    )
+    tags = {
+        "job": job,
+        "mt": mt,
+        "ncol": ncol,
+        "n": rom["n"],
+    }
+    if has_bias:
+        tags["bias"] = (rom["bias_base"] + ncol)[: _counter_bits(len(bias_words) - 1)]
+    pulse = tile_end
+    for stage in range(rows - 1):
+        reg = pyrtl.Register(1, name=f"{name}_drain_go_d{stage + 1}")
+        reg.next <<= pulse
+        pulse = reg
+    if rows > 1:
+        pending = {}
+        for key, wire in tags.items():
+            pending[key] = pyrtl.Register(len(wire), name=f"{name}_pending_{key}")
+            pending[key].next <<= pyrtl.select(tile_end, wire, pending[key])
+        tags = pending
+    active = pyrtl.Register(1, name=f"{name}_drain_active")
+    active.next <<= pulse | (active & (drain_col != cols - 1))
+    drain_col.next <<= _pick(drain_col, (pulse, 0), (active, drain_col + 1))
+    drained = {}
+    for key, wire in tags.items():
+        drained[key] = pyrtl.Register(len(wire), name=f"{name}_drain_{key}")
+        if key in ("ncol", "bias"):
+            drained[key].next <<= _pick(drained[key], (pulse, wire), (active, drained[key] + 1))
+        else:
+            drained[key].next <<= pyrtl.select(pulse, wire, drained[key])
+
+    value_bits = acc_bits
+    if has_bias:
+        bias_bits = _signed_bits(np.array(bias_words, dtype=object))
+        value_bits = max(acc_bits, bias_bits) + 1
+        mask = (1 << bias_bits) - 1
+        bias_rom = pyrtl.RomBlock(
+            bias_bits,
+            len(drained["bias"]),
+            [int(word) & mask for word in bias_words],
+            name=f"{name}_bias",
+            pad_with_zeros=True,
+        )
+        bias = bias_rom[drained["bias"]].sign_extended(value_bits)
+        results = [(result.sign_extended(value_bits) + bias)[:value_bits] for result in results]
+
+    def named(wire: pyrtl.WireVector, suffix: str) -> pyrtl.WireVector:
+        out = pyrtl.WireVector(len(wire), name=f"{name}_{suffix}")
+        out <<= wire
+        return out
+
+    return TiledMatmul(
+        start=start,
+        done=named(done, "done"),
+        busy=named(busy, "busy"),
+        valid=named(active & (drained["ncol"] < drained["n"]), "valid"),
+        job=named(drained["job"], "out_job"),
+        m_tile=named(drained["mt"], "out_m_tile"),
+        column=named(drained["ncol"], "out_column"),
+        values=tuple(named(result, f"out{i}") for i, result in enumerate(results)),
+        value_bits=value_bits,
+        acc_bits=acc_bits,
+    )
+
+
+def pack_a(a: np.ndarray, *, rows: int, bits: int = 8) -> list[int]:
+    """Pack a matrix into the ``A`` layout of :class:`MatmulJob` (``a_base = 0``).
+
+    Word ``mt*k + kk`` holds ``a[mt*rows + i, kk]`` for ``i < rows`` in bits
+    ``[i*bits, (i+1)*bits)``, two's complement; rows past the matrix are zero.
+
+    >>> [hex(w) for w in pack_a(np.array([[1, 2], [-1, 4], [5, 6]]), rows=2)]
+    ['0xff01', '0x402', '0x5', '0x6']
+
+    :param a: signed integers of shape ``(m, k)``.
+    :param rows: physical rows of the array.
+    :param bits: width of one value.
+    :returns: ``ceil(m/rows) * k`` unsigned words, ready for a ROM or ``memory_value_map``.
+    """
+    a = np.asarray(a)
+    m, k = a.shape
+    tiles = math.ceil(m / rows)
+    padded = np.zeros((tiles * rows, k), dtype=object)
+    padded[:m] = a.astype(object) & ((1 << bits) - 1)
+    shifts = np.array([1 << (i * bits) for i in range(rows)], dtype=object)
+    words = (padded.reshape(tiles, rows, k) * shifts[None, :, None]).sum(axis=1)
+    return [int(word) for word in words.reshape(-1)]
+
+
+def pack_b(b: np.ndarray, *, cols: int, bits: int = 8) -> list[int]:
+    """Pack a matrix into the ``B`` layout of :class:`MatmulJob` (``b_base = 0``).
+
+    Word ``nt*k + kk`` holds ``b[kk, nt*cols + j]`` for ``j < cols`` in bits
+    ``[j*bits, (j+1)*bits)``; columns past the matrix are zero. (This is the ``A`` layout of
+    ``b.T``.)
+
+    :param b: signed integers of shape ``(k, n)``.
+    :param cols: physical columns of the array.
+    :param bits: width of one value.
+    :returns: ``ceil(n/cols) * k`` unsigned words.
+    """
+    return pack_a(np.asarray(b).T, rows=cols, bits=bits)
+
+
+def unpack_a(
+    words: Sequence[int] | Mapping[int, int], *, m: int, k: int, rows: int, bits: int = 8
+) -> np.ndarray:
+    """Read a matrix back from the ``A`` layout: the inverse of :func:`pack_a`.
+
+    The drained result stream, written at ``m_tile*n + column``, is in this layout too
+    (``k = n``, ``bits = value_bits``).
+
+    >>> unpack_a([0xFF01, 0x402, 0x5, 0x6], m=3, k=2, rows=2)
+    array([[ 1,  2],
+           [-1,  4],
+           [ 5,  6]])
+
+    :param words: the words from address 0 on, as a sequence or a mapping from address to
+        word (missing addresses read as 0, as from ``inspect_mem``).
+    :param m: rows of the matrix.
+    :param k: columns of the matrix.
+    :param rows: values per word (the array's rows).
+    :param bits: width of one value.
+    :returns: signed int64 array of shape ``(m, k)`` (object array when ``bits > 63``).
+    """
+    tiles = math.ceil(m / rows)
+    get = words.get if isinstance(words, Mapping) else words.__getitem__
+    if isinstance(words, Mapping):
+        packed = [[get(t * k + kk, 0) for kk in range(k)] for t in range(tiles)]
+    else:
+        packed = [[get(t * k + kk) for kk in range(k)] for t in range(tiles)]
+    packed_array = np.array(packed, dtype=object).reshape(tiles, 1, k)
+    shifts = np.array([i * bits for i in range(rows)], dtype=object).reshape(1, rows, 1)
+    values = (packed_array >> shifts) & ((1 << bits) - 1)
+    return to_signed(values.reshape(tiles * rows, k)[:m], bits)

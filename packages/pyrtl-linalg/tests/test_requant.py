@@ -1,0 +1,732 @@
+"""make_requantize against independent models of each rounding, over many values per build.
+
+The models below are written from the kernels' definitions, not from the hardware's
+construction: Python integers for the two integer methods (gemmlowp's code literally, with its
+nudge and truncating division), and real float32 arithmetic in NumPy for ``"float32"``. Each
+requantizer is built once and simulated step by step through a batch of cases, one case per
+step, so thousands of cases cost well under a second.
+"""
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pyrtl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyrtl_linalg import (
+    REQUANT_METHODS,
+    float32_scale_fields,
+    make_requantize,
+    pack_requant_constants,
+    requant_word_bits,
+    unpack_requant_constants,
+)
+
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+FIELD_BITS = {"multiplier": 31, "shift": 6, "scale_significand": 24, "scale_exponent": 9}
+SCALE_FIELDS = {
+    "single_round": ("multiplier", "shift"),
+    "double_round": ("multiplier", "shift"),
+    "float32": ("scale_significand", "scale_exponent"),
+}
+Cases = dict[str, np.ndarray]
+
+
+# ----------------------------------------------------------------------------------------
+# Independent models
+# ----------------------------------------------------------------------------------------
+
+
+def _single_round(acc: int, multiplier: int, shift: int) -> int:
+    """TFLite reference kernels' single-rounding MultiplyByQuantizedMultiplier."""
+    total_shift = 31 - shift
+    return (acc * multiplier + (1 << (total_shift - 1))) >> total_shift
+
+
+def _truncating_div(n: int, d: int) -> int:
+    """C's integer division (toward zero)."""
+    return -(-n // d) if n < 0 else n // d
+
+
+def _wrap32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >> 31 else x
+
+
+def _double_round(acc: int, multiplier: int, shift: int) -> int:
+    """gemmlowp's SaturatingRoundingDoublingHighMul, then a ties-toward-+inf shift."""
+    left_shift, right_shift = max(shift, 0), max(-shift, 0)
+    a = _wrap32(acc * (1 << left_shift))
+    if a == multiplier == INT32_MIN:
+        high = INT32_MAX
+    else:
+        ab = a * multiplier
+        nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+        high = _truncating_div(ab + nudge, 1 << 31)
+    if right_shift == 0:
+        return high
+    return (high + (1 << (right_shift - 1))) >> right_shift
+
+
+def _float32(acc: np.ndarray, significand: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """``rint(float32(acc) * float32 scale)`` in real float32 arithmetic, as float64."""
+    scale = np.ldexp(significand.astype(np.float64), exponent).astype(np.float32)
+    assert np.all(np.ldexp(significand.astype(np.float64), exponent) == scale)
+    with np.errstate(over="ignore"):
+        product = acc.astype(np.float32) * scale
+    assert product.dtype == np.float32
+    return np.rint(product).astype(np.float64)
+
+
+def expected(method: str, cases: Cases) -> np.ndarray:
+    acc = cases["acc"]
+    if method == "float32":
+        scaled = _float32(acc, cases["scale_significand"], cases["scale_exponent"])
+    else:
+        model = _single_round if method == "single_round" else _double_round
+        scaled = np.array(
+            [
+                float(model(int(a), int(m), int(s)))
+                for a, m, s in zip(acc, cases["multiplier"], cases["shift"], strict=True)
+            ]
+        )
+    # Clip in float64 first: the scaled value may be huge (or inf) before the clamp.
+    return np.clip(scaled + cases["zero_point"], cases["lo"], cases["hi"]).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------
+# Harness: one built requantizer, stepped through a batch of cases
+# ----------------------------------------------------------------------------------------
+
+
+class Requantizer:
+    """A requantizer whose constants are input ports, unless given as Python integers."""
+
+    def __init__(
+        self,
+        method: str,
+        *,
+        acc_bits: int = 32,
+        out_bits: int = 8,
+        constants: dict[str, int] | None = None,
+        simulator: type = pyrtl.CompiledSimulation,
+    ) -> None:
+        self.method, self.acc_bits, self.out_bits = method, acc_bits, out_bits
+        self.constants = constants or {}
+        pyrtl.reset_working_block()
+        names = (*SCALE_FIELDS[method], "zero_point", "lo", "hi")
+        widths = {**FIELD_BITS, "zero_point": out_bits, "lo": out_bits, "hi": out_bits}
+        self.widths = {"acc": acc_bits}
+        kwargs: dict[str, pyrtl.WireVector | int] = {}
+        for name in names:
+            if name in self.constants:
+                kwargs[name] = self.constants[name]
+            else:
+                kwargs[name] = pyrtl.Input(widths[name], name)
+                self.widths[name] = widths[name]
+        acc = pyrtl.Input(acc_bits, "acc")
+        out = pyrtl.Output(out_bits, "out")
+        out <<= make_requantize(acc, method=method, out_bits=out_bits, **kwargs)
+        self.sim = simulator(tracer=pyrtl.SimulationTrace([out]))
+
+    def run(self, cases: Cases) -> np.ndarray:
+        columns = {
+            name: [int(v) & ((1 << w) - 1) for v in cases[name]] for name, w in self.widths.items()
+        }
+        sign = 1 << (self.out_bits - 1)
+        results = []
+        for step in range(len(cases["acc"])):
+            self.sim.step({name: column[step] for name, column in columns.items()})
+            results.append((self.sim.inspect("out") ^ sign) - sign)
+        return np.array(results, dtype=np.int64)
+
+    def check(self, cases: Cases) -> int:
+        cases = {**cases, **{k: np.full(len(cases["acc"]), v) for k, v in self.constants.items()}}
+        np.testing.assert_array_equal(self.run(cases), expected(self.method, cases), strict=True)
+        return len(cases["acc"])
+
+
+# ----------------------------------------------------------------------------------------
+# Case generation: random, edge and tie cases
+# ----------------------------------------------------------------------------------------
+
+
+def _log2(x: np.ndarray) -> np.ndarray:
+    return np.log2(np.maximum(np.abs(x), 1).astype(np.float64))
+
+
+def random_accs(rng: np.random.Generator, n: int, acc_bits: int) -> np.ndarray:
+    """Accumulators spread over every magnitude, plus the extremes and float32 edges."""
+    lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
+    bits = rng.integers(0, acc_bits, n)
+    acc = (rng.integers(0, 1 << 62, n) >> (62 - bits)) * rng.choice([-1, 1], n)
+    edges = [lo, hi, 0, 1, -1, lo + 1, hi - 1]
+    for p in range(23, 32):
+        edges += [s * ((1 << p) + k) for s in (1, -1) for k in (-1, 0, 1, 2, 3)]
+    edges = np.array([e for e in edges if lo <= e <= hi], dtype=np.int64)
+    return np.clip(np.concatenate([edges, acc]), lo, hi)[:n]
+
+
+def _zero_points_and_clamps(rng: np.random.Generator, n: int, out_bits: int) -> Cases:
+    low, high = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    zero_point = rng.integers(low, high + 1, n)
+    zero_point[rng.random(n) < 0.2] = low
+    zero_point[rng.random(n) < 0.2] = high
+    lo = np.full(n, low)
+    hi = np.full(n, high)
+    relu = rng.random(n) < 0.3
+    lo[relu] = zero_point[relu]  # a fused ReLU clamps at the zero point
+    narrow = rng.random(n) < 0.2
+    ends = np.sort(rng.integers(low, high + 1, (n, 2)), axis=1)
+    lo[narrow], hi[narrow] = ends[narrow, 0], ends[narrow, 1]
+    return {"zero_point": zero_point, "lo": lo, "hi": hi}
+
+
+def integer_cases(
+    rng: np.random.Generator, n: int, *, acc_bits: int = 32, out_bits: int = 8
+) -> Cases:
+    """Multipliers in [2**30, 2**31) (with edges and some smaller) and shifts that mostly put
+    the result near the output range, the rest anywhere in [-31, 30]."""
+    acc = random_accs(rng, n, acc_bits)
+    multiplier = rng.integers(1 << 30, 1 << 31, n)
+    pick = rng.random(n)
+    multiplier[pick < 0.1] = 1 << 30
+    multiplier[(pick >= 0.1) & (pick < 0.2)] = INT32_MAX
+    small = (pick >= 0.2) & (pick < 0.3)
+    multiplier[small] = rng.integers(0, 1 << 30, small.sum())
+    # acc * M * 2**(shift - 31) ~ 2**(out_bits - 1 + jitter)
+    aim = out_bits - 1 + 31 - _log2(acc) - _log2(multiplier) + rng.integers(-4, 3, n)
+    shift = np.clip(np.round(aim), -31, 30).astype(np.int64)
+    anywhere = rng.random(n) < 0.2
+    shift[anywhere] = rng.integers(-31, 31, anywhere.sum())
+    shift[: n // 20] = rng.choice([-31, 30], n // 20)
+    return {"acc": acc, "multiplier": multiplier, "shift": shift} | _zero_points_and_clamps(
+        rng, n, out_bits
+    )
+
+
+def integer_ties(rng: np.random.Generator, n: int, method: str) -> Cases:
+    """Exact ties: the dropped bits are exactly one half (acc*M has 2-adic valuation t - 1)."""
+    shift = rng.integers(-30, 1, n)  # a valuation of 61 (shift -31) needs |acc| >= 2**31
+    # single: the one rounding drops t = 31 - shift bits; double (shift <= 0): the doubling
+    # high multiply drops 31 bits and the final shift drops -shift more; aim at either.
+    valuation = (
+        30 - shift if method == "single_round" else np.where(rng.random(n) < 0.5, 30, 30 - shift)
+    )
+    m_twos = rng.integers(np.maximum(valuation - 30, 0), np.minimum(valuation, 30) + 1)
+    a_twos = valuation - m_twos
+    m_odd = (rng.integers(0, 1 << 31, n) >> m_twos) | 1
+    a_odd = (rng.integers(0, 1 << 31, n) >> np.minimum(a_twos + rng.integers(0, 20, n), 30)) | 1
+    return {
+        "acc": (a_odd << a_twos) * rng.choice([-1, 1], n),
+        "multiplier": m_odd << m_twos,
+        "shift": shift,
+    } | _zero_points_and_clamps(rng, n, 8)
+
+
+def float32_cases(
+    rng: np.random.Generator, n: int, *, acc_bits: int = 32, out_bits: int = 8
+) -> Cases:
+    """Scales over [2**-32, 256) (XNNPACK's range) and beyond, mostly aimed near the range."""
+    acc = random_accs(rng, n, acc_bits)
+    significand = rng.integers(1 << 23, 1 << 24, n)
+    significand[rng.random(n) < 0.1] = 1 << 23
+    significand[rng.random(n) < 0.1] = (1 << 24) - 1
+    aim = out_bits - 1 - _log2(acc) - 23 + rng.integers(-3, 3, n)
+    exponent = np.clip(np.round(aim), -55, -16).astype(np.int64)
+    anywhere = rng.random(n) < 0.2
+    exponent[anywhere] = rng.integers(-55, -15, anywhere.sum())
+    exponent[: n // 50] = rng.choice([-149, -55, -16, 104], n // 50)
+    return {
+        "acc": acc,
+        "scale_significand": significand,
+        "scale_exponent": exponent,
+    } | _zero_points_and_clamps(rng, n, out_bits)
+
+
+def float32_ties(rng: np.random.Generator, n: int) -> Cases:
+    """Ties at each of the three roundings of the float32 path."""
+    kind = rng.integers(0, 3, n)
+    # 1. the product x is exactly k + 1/2: a power-of-two scale 2**-e, acc odd * 2**(e-1).
+    e = rng.integers(1, 12, n)
+    acc_final = (rng.integers(0, 1 << 7, n) * 2 + 1) << (e - 1)
+    # 2. float32(acc) ties: acc = 2**p + 2**(p-24) * odd (halfway between two float32s).
+    p = rng.integers(24, 31, n)
+    acc_convert = (1 << p) + ((rng.integers(0, 1 << 20, n) * 2 + 1) << (p - 24))
+    # 3. the 48-bit significand product ties: 2-adic valuations of the two significands sum
+    # to 22 or 23 (whichever is the rounding position for that product).
+    i = rng.integers(0, 13, n)
+    j = np.where(rng.random(n) < 0.5, 22, 23) - i
+    a_sig = ((rng.integers(1 << 23, 1 << 24, n) >> i) | 1) << i
+    m_sig = ((rng.integers(1 << 23, 1 << 24, n) >> j) | 1) << j
+    acc = np.where(kind == 0, acc_final, np.where(kind == 1, acc_convert, a_sig))
+    acc *= rng.choice([-1, 1], n)
+    significand = np.where(kind == 2, m_sig, 1 << 23)
+    exponent_convert = 7 - _log2(acc).astype(np.int64) - 23 + rng.integers(-1, 1, n)
+    exponent = np.where(
+        kind == 0, -e - 23, np.where(kind == 1, exponent_convert, rng.integers(-48, -39, n))
+    )
+    return {
+        "acc": acc,
+        "scale_significand": significand,
+        "scale_exponent": exponent,
+    } | _zero_points_and_clamps(rng, n, 8)
+
+
+# ----------------------------------------------------------------------------------------
+# Tests
+# ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def requantizers() -> dict[str, Requantizer]:
+    """One requantizer per method with every constant on an input port (built once)."""
+    return {method: Requantizer(method) for method in REQUANT_METHODS}
+
+
+CASE_MAKERS: dict[str, Callable[..., Cases]] = {
+    "single_round": integer_cases,
+    "double_round": integer_cases,
+    "float32": float32_cases,
+}
+
+
+@pytest.mark.parametrize("method", REQUANT_METHODS)
+def test_random_and_edge_cases(requantizers: dict[str, Requantizer], method: str) -> None:
+    rng = np.random.default_rng(REQUANT_METHODS.index(method))
+    cases = CASE_MAKERS[method](rng, 20_000)
+    assert requantizers[method].check(cases) == 20_000
+
+
+@pytest.mark.parametrize("method", REQUANT_METHODS)
+def test_exact_ties(requantizers: dict[str, Requantizer], method: str) -> None:
+    rng = np.random.default_rng(10 + REQUANT_METHODS.index(method))
+    n = 5_000
+    cases = float32_ties(rng, n) if method == "float32" else integer_ties(rng, n, method)
+    requantizers[method].check(cases)
+
+
+def test_ties_are_ties() -> None:
+    """The tie generators really produce exact halves (else the test above proves little)."""
+    rng = np.random.default_rng(0)
+    cases = integer_ties(rng, 1000, "single_round")
+    total = 31 - cases["shift"]
+    rest = [
+        (int(a) * int(m)) % (1 << int(t))
+        for a, m, t in zip(cases["acc"], cases["multiplier"], total, strict=True)
+    ]
+    assert np.mean([r == 1 << (int(t) - 1) for r, t in zip(rest, total, strict=True)]) > 0.9
+    cases = float32_ties(rng, 1000)
+    scale = np.ldexp(cases["scale_significand"].astype(np.float64), cases["scale_exponent"])
+    product = cases["acc"].astype(np.float32) * scale.astype(np.float32)
+    assert np.mean(np.abs(product - np.trunc(product)) == 0.5) > 0.2
+
+
+def test_notes_vectors_tell_double_from_single_rounding() -> None:
+    """Three cases where two float32 roundings differ from one exact rounding (16-bit out)."""
+    scales = np.array([401 * 2.0**-25, 4359261 * 2.0**-32, 1.1666666], dtype=np.float32)
+    significand, exponent = float32_scale_fields(scales)
+    cases = {
+        "acc": np.array([16777217, 100003, 3]),
+        "scale_significand": significand,
+        "scale_exponent": exponent,
+        "zero_point": np.zeros(3, dtype=np.int64),
+        "lo": np.full(3, -(2**15)),
+        "hi": np.full(3, 2**15 - 1),
+    }
+    result = Requantizer("float32", out_bits=16).run(cases)
+    np.testing.assert_array_equal(result, np.array([200, 102, 4]), strict=True)
+    np.testing.assert_array_equal(result, expected("float32", cases), strict=True)
+    exact = np.round(cases["acc"] * scales.astype(np.float64)).astype(np.int64)
+    np.testing.assert_array_equal(exact, np.array([201, 101, 3]), strict=True)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(INT32_MIN, INT32_MAX),
+            st.integers(0, INT32_MAX),
+            st.integers(-31, 30),
+            st.integers(-128, 127),
+            st.integers(-128, 127),
+            st.integers(-128, 127),
+        ),
+        min_size=1,
+        max_size=100,
+    ),
+    st.sampled_from(["single_round", "double_round"]),
+)
+@settings(max_examples=60, deadline=None)
+def test_integer_methods_hypothesis(
+    requantizers: dict[str, Requantizer], batch: list[tuple[int, ...]], method: str
+) -> None:
+    acc, multiplier, shift, zero_point, a, b = (
+        np.array(c, dtype=np.int64) for c in zip(*batch, strict=True)
+    )
+    cases = {
+        "acc": acc,
+        "multiplier": multiplier,
+        "shift": shift,
+        "zero_point": zero_point,
+        "lo": np.minimum(a, b),
+        "hi": np.maximum(a, b),
+    }
+    requantizers[method].check(cases)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(INT32_MIN, INT32_MAX),
+            st.floats(2.0**-32, 256.0, exclude_max=True, width=32),
+            st.integers(-128, 127),
+            st.integers(-128, 127),
+            st.integers(-128, 127),
+        ),
+        min_size=1,
+        max_size=100,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_float32_hypothesis(requantizers: dict[str, Requantizer], batch: list[tuple]) -> None:
+    acc, scale, zero_point, a, b = zip(*batch, strict=True)
+    significand, exponent = float32_scale_fields(np.array(scale, dtype=np.float32))
+    cases = {
+        "acc": np.array(acc, dtype=np.int64),
+        "scale_significand": significand,
+        "scale_exponent": exponent,
+        "zero_point": np.array(zero_point, dtype=np.int64),
+        "lo": np.minimum(a, b),
+        "hi": np.maximum(a, b),
+    }
+    requantizers["float32"].check(cases)
+
+
+@pytest.mark.parametrize("method", REQUANT_METHODS)
+@pytest.mark.parametrize(("acc_bits", "out_bits"), [(1, 8), (20, 8), (32, 2), (24, 16)])
+def test_widths(method: str, acc_bits: int, out_bits: int) -> None:
+    rng = np.random.default_rng(acc_bits * 100 + out_bits)
+    cases = CASE_MAKERS[method](rng, 3_000, acc_bits=acc_bits, out_bits=out_bits)
+    Requantizer(method, acc_bits=acc_bits, out_bits=out_bits).check(cases)
+
+
+def test_narrow_constant_wires() -> None:
+    """Constant wires narrower than their fields are zero- or sign-extended."""
+    rng = np.random.default_rng(9)
+    for method, narrow in (("double_round", {"shift": 4}), ("single_round", {"shift": 4})):
+        pyrtl.reset_working_block()
+        acc, shift = pyrtl.Input(32, "acc"), pyrtl.Input(narrow["shift"], "shift")
+        multiplier, zero_point = pyrtl.Input(20, "multiplier"), pyrtl.Input(3, "zero_point")
+        out = pyrtl.Output(8, "out")
+        out <<= make_requantize(
+            acc, method=method, multiplier=multiplier, shift=shift, zero_point=zero_point
+        )
+        sim = pyrtl.FastSimulation(tracer=pyrtl.SimulationTrace([out]))
+        n = 2000
+        cases = {
+            "acc": random_accs(rng, n, 32),
+            "multiplier": rng.integers(0, 1 << 20, n),
+            "shift": rng.integers(-8, 8, n),
+            "zero_point": rng.integers(-4, 4, n),
+            "lo": np.full(n, -128),
+            "hi": np.full(n, 127),
+        }
+        result = []
+        for a, m, s, z in zip(
+            *(cases[k] for k in ("acc", "multiplier", "shift", "zero_point")), strict=True
+        ):
+            sim.step(
+                {
+                    "acc": int(a) & 0xFFFFFFFF,
+                    "multiplier": int(m),
+                    "shift": int(s) & 15,
+                    "zero_point": int(z) & 7,
+                }
+            )
+            result.append((sim.inspect("out") ^ 128) - 128)
+        np.testing.assert_array_equal(np.array(result), expected(method, cases), strict=True)
+
+
+CONSTANT_BUILDS = [
+    (
+        "single_round",
+        {"multiplier": 1 << 30, "shift": -3, "zero_point": -128, "lo": -128, "hi": 127},
+    ),
+    ("single_round", {"multiplier": INT32_MAX, "shift": -31}),
+    ("single_round", {"multiplier": 1 << 30, "shift": 30, "zero_point": 127, "lo": 127, "hi": 127}),
+    ("double_round", {"multiplier": 1 << 30, "shift": -3, "zero_point": 5, "lo": 5, "hi": 127}),
+    ("double_round", {"multiplier": INT32_MAX, "shift": -31, "lo": -128, "hi": 0}),
+    ("double_round", {"multiplier": 1431655765, "shift": 30}),
+    ("double_round", {"multiplier": 0, "shift": 0, "zero_point": 3}),
+    ("float32", {"scale_significand": 1 << 23, "scale_exponent": -55}),  # 2**-32
+    ("float32", {"scale_significand": (1 << 24) - 1, "scale_exponent": -16, "zero_point": -128}),
+    ("float32", {"scale_significand": 13421773, "scale_exponent": -30, "lo": -3, "hi": 7}),
+    ("float32", {"scale_significand": 1 << 23, "scale_exponent": -149}),  # the least normal
+    ("float32", {"scale_significand": (1 << 24) - 1, "scale_exponent": 104}),  # the greatest
+]
+
+
+@pytest.mark.parametrize(("method", "constants"), CONSTANT_BUILDS)
+def test_constant_configuration(method: str, constants: dict[str, int]) -> None:
+    """Integer constants fold into the datapath; results must not change."""
+    rng = np.random.default_rng(len(constants))
+    cases = CASE_MAKERS[method](rng, 2_000)
+    requantizer = Requantizer(method, constants=constants)
+    requantizer.check({k: v for k, v in cases.items() if k not in constants})
+
+
+@pytest.mark.parametrize(
+    "simulator", [pyrtl.Simulation, pyrtl.FastSimulation, pyrtl.CompiledSimulation]
+)
+@pytest.mark.parametrize("method", REQUANT_METHODS)
+def test_every_simulator(method: str, simulator: type) -> None:
+    """The 63-bit products and 64-bit intermediates simulate alike everywhere."""
+    rng = np.random.default_rng(7)
+    cases = CASE_MAKERS[method](rng, 300)
+    Requantizer(method, simulator=simulator).check(cases)
+
+
+@pytest.mark.parametrize("method", REQUANT_METHODS)
+def test_rom_constants(method: str) -> None:
+    """Per-channel constants packed into a ROM, read by channel, feed one requantizer."""
+    rng = np.random.default_rng(3)
+    channels = 6
+    per_channel = CASE_MAKERS[method](rng, channels)
+    scale_names = SCALE_FIELDS[method]
+    zero_point = int(per_channel["zero_point"][0])
+    lo = np.where(np.arange(channels) % 2 == 0, zero_point, -128)
+    words = pack_requant_constants(
+        method=method,
+        **{name: per_channel[name] for name in scale_names},
+        zero_point=zero_point,
+        lo=lo,
+    )
+    assert len(words) == channels
+    assert all(0 <= w < 1 << requant_word_bits(method) for w in words)
+
+    pyrtl.reset_working_block()
+    rom = pyrtl.RomBlock(
+        bitwidth=requant_word_bits(method),
+        addrwidth=3,
+        romdata=words,
+        pad_with_zeros=True,
+        asynchronous=True,
+    )
+    channel = pyrtl.Input(3, "channel")
+    acc = pyrtl.Input(32, "acc")
+    out = pyrtl.Output(8, "out")
+    constants = unpack_requant_constants(rom[channel], method=method)
+    out <<= make_requantize(acc, method=method, **constants)
+    sim = pyrtl.CompiledSimulation(tracer=pyrtl.SimulationTrace([out]))
+
+    n = 3_000
+    accs = random_accs(rng, n, 32)
+    which = rng.integers(0, channels, n)
+    cases = {name: per_channel[name][which] for name in scale_names}
+    cases |= {
+        "acc": accs,
+        "zero_point": np.full(n, zero_point),
+        "lo": lo[which],
+        "hi": np.full(n, 127),
+    }
+    result = []
+    for a, c in zip(accs, which, strict=True):
+        sim.step({"acc": int(a) & 0xFFFFFFFF, "channel": int(c)})
+        result.append((sim.inspect("out") ^ 128) - 128)
+    np.testing.assert_array_equal(
+        np.array(result, dtype=np.int64), expected(method, cases), strict=True
+    )
+
+
+def test_float32_scale_fields() -> None:
+    rng = np.random.default_rng(5)
+    scales = np.concatenate(
+        [
+            np.ldexp(rng.random(1000), rng.integers(-32, 9, 1000)).astype(np.float32),
+            np.array(
+                [2.0**-126, 2.0**-32, np.nextafter(np.float32(256), np.float32(0)), 1.0, 3.0e38],
+                dtype=np.float32,
+            ),
+        ]
+    )
+    scales = scales[scales > 0]
+    significand, exponent = float32_scale_fields(scales)
+    assert significand.dtype == exponent.dtype == np.int64
+    assert np.all((significand >= 1 << 23) & (significand < 1 << 24))
+    np.testing.assert_array_equal(
+        np.ldexp(significand.astype(np.float64), exponent), scales.astype(np.float64), strict=True
+    )
+    assert float32_scale_fields(np.float32(1.0)) == (1 << 23, -23)
+    np.testing.assert_array_equal(
+        float32_scale_fields([[0.5, 0.25]])[1], np.array([[-24, -25]]), strict=True
+    )
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan, 1e-40])
+def test_float32_scale_fields_rejects(bad: float) -> None:
+    value = float(np.float32(bad))
+    message = f"scales must be positive normal float32 values, not {value!r}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        float32_scale_fields([1.0, bad])
+
+
+def test_word_bits() -> None:
+    assert requant_word_bits("single_round") == requant_word_bits("double_round") == 61
+    assert requant_word_bits("float32") == 57
+    assert requant_word_bits("float32", out_bits=16) == 81
+
+
+def test_pack_layout() -> None:
+    """Fields from the low bits: multiplier, shift, zero point, lo, hi (two's complement)."""
+    (word,) = pack_requant_constants(
+        method="single_round", multiplier=5, shift=-1, zero_point=-2, lo=-3, hi=4
+    )
+    assert word == 5 | (63 << 31) | (254 << 37) | (253 << 45) | (4 << 53)
+    words = pack_requant_constants(
+        method="float32", scale_significand=[1 << 23, 3 << 22], scale_exponent=-23
+    )
+    assert words == [
+        (1 << 23) | (0x1E9 << 24) | (0x80 << 41) | (0x7F << 49),
+        (3 << 22) | (0x1E9 << 24) | (0x80 << 41) | (0x7F << 49),
+    ]
+
+
+# ----------------------------------------------------------------------------------------
+# Errors
+# ----------------------------------------------------------------------------------------
+
+
+def _acc(bits: int = 32) -> pyrtl.WireVector:
+    pyrtl.reset_working_block()
+    return pyrtl.Input(bits, "acc")
+
+
+INT = {"multiplier": 1 << 30, "shift": 0}
+FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"method": "fp32"},
+            "method must be one of 'single_round', 'double_round', 'float32', not 'fp32'",
+        ),
+        (
+            {"method": "float32", **FLOAT, "out_bits": 1},
+            "out_bits must be an integer from 2 to 16, not 1",
+        ),
+        (
+            {"method": "float32", **FLOAT, "out_bits": 17},
+            "out_bits must be an integer from 2 to 16, not 17",
+        ),
+        ({"method": "single_round", "shift": 0}, "method 'single_round' needs multiplier"),
+        ({"method": "double_round", "multiplier": 1}, "method 'double_round' needs shift"),
+        ({"method": "float32", **FLOAT, "shift": 0}, "method 'float32' does not use shift"),
+        (
+            {"method": "single_round", **INT, "scale_exponent": 0},
+            "method 'single_round' does not use scale_exponent",
+        ),
+        ({"method": "float32", "scale_exponent": 0}, "method 'float32' needs scale_significand"),
+        (
+            {"method": "single_round", "multiplier": 1 << 31, "shift": 0},
+            "multiplier must be an integer from 0 to 2147483647, not 2147483648",
+        ),
+        (
+            {"method": "single_round", "multiplier": -1, "shift": 0},
+            "multiplier must be an integer from 0 to 2147483647, not -1",
+        ),
+        (
+            {"method": "double_round", "multiplier": 1, "shift": 31},
+            "shift must be an integer from -31 to 30, not 31",
+        ),
+        (
+            {"method": "double_round", "multiplier": 1, "shift": -32},
+            "shift must be an integer from -31 to 30, not -32",
+        ),
+        (
+            {"method": "double_round", "multiplier": 1, "shift": 1.0},
+            "shift must be an integer from -31 to 30, not 1.0",
+        ),
+        (
+            {"method": "float32", "scale_significand": (1 << 23) - 1, "scale_exponent": 0},
+            "scale_significand must be an integer from 8388608 to 16777215, not 8388607",
+        ),
+        (
+            {"method": "float32", "scale_significand": 1 << 23, "scale_exponent": 105},
+            "scale_exponent must be an integer from -149 to 104, not 105",
+        ),
+        (
+            {"method": "float32", **FLOAT, "zero_point": 128},
+            "zero_point must be an integer from -128 to 127, not 128",
+        ),
+        (
+            {"method": "float32", **FLOAT, "out_bits": 4, "lo": -9},
+            "lo must be an integer from -8 to 7, not -9",
+        ),
+        (
+            {"method": "float32", **FLOAT, "hi": 128},
+            "hi must be an integer from -128 to 127, not 128",
+        ),
+        (
+            {"method": "float32", **FLOAT, "lo": 5, "hi": 4},
+            "lo must not exceed hi, not lo=5 and hi=4",
+        ),
+    ],
+)
+def test_make_requantize_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        make_requantize(_acc(), **kwargs)
+
+
+def test_make_requantize_wire_errors() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^acc must be at most 32 bits wide, not 33 "
+        r"\(narrow it first, e\.g\. with make_saturate\)$",
+    ):
+        make_requantize(_acc(33), method="single_round", **INT)
+    with pytest.raises(TypeError, match=r"^acc must be a WireVector, not int$"):
+        make_requantize(5, method="single_round", **INT)
+    acc = _acc()
+    with pytest.raises(ValueError, match=r"^multiplier wire must be at most 31 bits wide, not 32$"):
+        make_requantize(acc, method="single_round", multiplier=pyrtl.Input(32, "m"), shift=0)
+    with pytest.raises(
+        ValueError, match=r"^scale_exponent wire must be at most 9 bits wide, not 10$"
+    ):
+        make_requantize(
+            acc, method="float32", scale_significand=1 << 23, scale_exponent=pyrtl.Input(10, "e")
+        )
+    with pytest.raises(ValueError, match=r"^zero_point wire must be at most 4 bits wide, not 8$"):
+        make_requantize(acc, method="float32", **FLOAT, out_bits=4, zero_point=pyrtl.Input(8, "z"))
+
+
+def test_pack_errors() -> None:
+    with pytest.raises(ValueError, match=r"^method 'float32' needs scale_exponent$"):
+        pack_requant_constants(method="float32", scale_significand=[1 << 23])
+    with pytest.raises(ValueError, match=r"^shift must be an integer from -31 to 30, not 31$"):
+        pack_requant_constants(method="single_round", multiplier=[1, 2], shift=[0, 31])
+    with pytest.raises(
+        ValueError, match=r"^lo must not exceed hi, not lo=3 and hi=2 \(channel 1\)$"
+    ):
+        pack_requant_constants(method="single_round", multiplier=[1, 2], shift=0, lo=3, hi=[5, 2])
+    with pytest.raises(
+        ValueError,
+        match=r"^the constants' shapes do not broadcast together: "
+        r"\(2,\), \(3,\), \(\), \(\), \(\)$",
+    ):
+        pack_requant_constants(method="single_round", multiplier=[1, 2], shift=[0, 0, 0])
+    with pytest.raises(ValueError, match=r"^multiplier must be a scalar or 1-D, not 2-D$"):
+        pack_requant_constants(method="single_round", multiplier=[[1, 2]], shift=0)
+    with pytest.raises(
+        ValueError, match=r"^multiplier must be an integer from 0 to 2147483647, not 1.5$"
+    ):
+        pack_requant_constants(method="single_round", multiplier=[1.5], shift=0)
+    pyrtl.reset_working_block()
+    with pytest.raises(
+        ValueError, match=r"^word must be a 57-bit WireVector for method 'float32', not 61$"
+    ):
+        unpack_requant_constants(pyrtl.Input(61, "w"), method="float32")

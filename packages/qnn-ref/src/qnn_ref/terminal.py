@@ -1,0 +1,192 @@
+"""Text rendering for the command-line tools: digits, bar charts and tables.
+
+Every function returns a string and prints nothing, so the CLIs of qnn-ref and pyrtlnet decide
+where output goes, and tests compare strings. Colour is a parameter; :func:`color_enabled` is
+the one rule for choosing it: 24-bit colour and Unicode blocks on a terminal, plain ASCII when
+the ``NO_COLOR`` environment variable is set (see https://no-color.org) or output is redirected.
+"""
+
+import os
+import re
+from collections.abc import Sequence
+from typing import TextIO
+
+import numpy as np
+
+__all__ = ["bar_chart", "color_enabled", "render_digit", "side_by_side", "table", "visible_width"]
+
+#: ASCII shades from background to ink, for the plain rendering of a digit.
+_RAMP = " .:-=+*#%@"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RESET = "\x1b[0m"
+_HIGHLIGHT = "\x1b[38;2;80;220;100m"
+
+
+def color_enabled(stream: TextIO) -> bool:
+    """Whether to draw in colour on ``stream``: a terminal, and ``NO_COLOR`` unset or empty.
+
+    :param stream: Where the output goes, e.g. :data:`sys.stdout`.
+    """
+    if os.environ.get("NO_COLOR", ""):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _grey_levels(image: np.ndarray) -> np.ndarray:
+    """``image`` as integer grey levels 0–255 (uint8 as is, floats in [0, 1] scaled)."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"image must be a 2-D array, not of shape {list(image.shape)}")
+    if image.dtype.kind == "f":
+        return np.clip(np.rint(image * 255), 0, 255).astype(np.int64)
+    if image.dtype == np.uint8:
+        return image.astype(np.int64)
+    raise ValueError(f"image must be uint8 (0-255) or float (0-1), not {image.dtype}")
+
+
+def render_digit(image: np.ndarray, *, color: bool = False) -> str:
+    """Draw a greyscale image (ink bright, background dark) as terminal text.
+
+    In colour, each character is a Unicode upper half block whose foreground is one pixel and
+    whose background is the pixel below it, in 24-bit colour: a 28×28 image takes 28 columns
+    and 14 lines. Without colour, each pixel is two ASCII characters from a ten-step ramp
+    (``" .:-=+*#%@"``), so a 28×28 image takes 56 columns and 28 lines and stays roughly square.
+
+    :param image: ``[height, width]``, uint8 0–255 or float 0–1.
+    :param color: 24-bit colour half blocks if true, plain ASCII if false.
+    :returns: The lines of the picture joined by newlines, with no trailing newline.
+    :raises ValueError: if ``image`` is not 2-D uint8 or float.
+    """
+    levels = _grey_levels(image)
+    if not color:
+        shades = np.array(list(_RAMP))[levels * len(_RAMP) // 256]
+        return "\n".join("".join(2 * s for s in row) for row in shades)
+    if len(levels) % 2:
+        levels = np.vstack([levels, np.zeros((1, levels.shape[1]), np.int64)])
+    lines = []
+    for top, bottom in zip(levels[0::2], levels[1::2], strict=True):
+        cells = (
+            f"\x1b[38;2;{t};{t};{t}m\x1b[48;2;{b};{b};{b}m▀"
+            for t, b in zip(top, bottom, strict=True)
+        )
+        lines.append("".join(cells) + _RESET)
+    return "\n".join(lines)
+
+
+def bar_chart(
+    values: Sequence[float] | np.ndarray,
+    *,
+    labels: Sequence[str] | None = None,
+    notes: Sequence[str] | None = None,
+    highlight: int | None = None,
+    width: int = 32,
+    color: bool = False,
+) -> str:
+    """A horizontal bar chart, one line per value, bars measured from the smallest value.
+
+    Bars start at ``min(min(values), 0)`` so negative values (int8 logits) still get a visible
+    bar ordered like the values; every line ends with the value itself and its note.
+
+    :param values: The numbers to chart.
+    :param labels: One label per value (default: the indices).
+    :param notes: One extra text per value, written after the value (e.g. other backends'
+        values).
+    :param highlight: Index of a bar to mark with ``<`` (and green in colour), e.g. the
+        prediction.
+    :param width: Length in characters of the longest bar.
+    :param color: Unicode blocks (and a green highlight) if true, ``#`` characters if false.
+    :returns: The chart's lines joined by newlines, with no trailing newline.
+    :raises ValueError: if ``labels`` or ``notes`` has a different length from ``values``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    count = len(values)
+    labels = [str(i) for i in range(count)] if labels is None else list(labels)
+    notes = [""] * count if notes is None else list(notes)
+    if len(labels) != count or len(notes) != count:
+        raise ValueError(
+            f"bar chart needs one label and one note per value: {count} values, "
+            f"{len(labels)} labels, {len(notes)} notes"
+        )
+    if count == 0:
+        return ""
+    low = min(float(values.min()), 0.0)
+    span = max(float(values.max()) - low, 1e-12)
+    label_width = max(len(label) for label in labels)
+    texts = [f"{v:g}" for v in values]
+    value_width = max(len(t) for t in texts)
+    lines = []
+    for i, (value, label, text, note) in enumerate(zip(values, labels, texts, notes, strict=True)):
+        length = round((value - low) / span * width)
+        bar = ("█" if color else "#") * length
+        marked = i == highlight
+        if color and marked:
+            bar = f"{_HIGHLIGHT}{bar}{_RESET}"
+        line = (
+            f"{label:>{label_width}} |{bar}{' ' * (width - length)} {text:>{value_width}}"
+            f"{' <' if marked else '  '}{' ' + note if note else ''}"
+        )
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, align: str = "") -> str:
+    """A plain-text table with a header row and a ruler, columns padded to fit.
+
+    :param headers: Column titles.
+    :param rows: Cells, converted with :func:`str`.
+    :param align: One character per column, ``l`` or ``r``; columns not given are left-aligned
+        if their first cell is text, right-aligned if it is a number.
+    :returns: The table's lines joined by newlines, with no trailing newline.
+    :raises ValueError: if a row has a different number of cells from ``headers``.
+    """
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(
+                f"table row has {len(row)} cells, not {len(headers)} like the header: {list(row)}"
+            )
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[j]) for r in cells)]) for j, h in enumerate(headers)]
+    sides = []
+    for j in range(len(headers)):
+        if j < len(align):
+            sides.append(align[j])
+        else:
+            first = rows[0][j] if rows else ""
+            numeric = isinstance(first, int | float | np.number) and not isinstance(first, bool)
+            sides.append("r" if numeric else "l")
+
+    def line(texts: Sequence[str]) -> str:
+        padded = (
+            t.rjust(w) if side == "r" else t.ljust(w)
+            for t, w, side in zip(texts, widths, sides, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    ruler = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), ruler, *(line(r) for r in cells)])
+
+
+def visible_width(text: str) -> int:
+    """Width in columns of the widest line of ``text``, ignoring ANSI colour codes."""
+    return max((len(_ANSI.sub("", line)) for line in text.split("\n")), default=0)
+
+
+def side_by_side(blocks: Sequence[str], *, gap: int = 4) -> str:
+    """Put multi-line texts next to each other, top-aligned, ``gap`` spaces apart.
+
+    :param blocks: The texts (e.g. :func:`render_digit` pictures), colour codes allowed.
+    :param gap: Spaces between neighbouring blocks.
+    :returns: The combined lines joined by newlines, trailing spaces removed.
+    """
+    columns = [block.split("\n") for block in blocks]
+    widths = [visible_width(block) for block in blocks]
+    height = max((len(c) for c in columns), default=0)
+    lines = []
+    for i in range(height):
+        parts = []
+        for column, width in zip(columns, widths, strict=True):
+            text = column[i] if i < len(column) else ""
+            parts.append(text + " " * (width - len(_ANSI.sub("", text))))
+        lines.append((" " * gap).join(parts).rstrip())
+    return "\n".join(lines)
