@@ -2,13 +2,17 @@
 
 The models below are written from the kernels' definitions, not from the hardware's
 construction: Python integers for the two integer methods (gemmlowp's code literally, with its
-nudge and truncating division), and real float32 arithmetic in NumPy for ``"float32"``. Each
+nudge and truncating division), real float32 arithmetic in NumPy for ``"float32"`` and real
+float64 arithmetic (Python floats) for ``"float64"``. Each
 requantizer is built once and simulated step by step through a batch of cases, one case per
 step, so thousands of cases cost well under a second.
 """
 
+import math
 import re
 from collections.abc import Callable
+from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pyrtl
@@ -19,6 +23,7 @@ from hypothesis import strategies as st
 from pyrtl_linalg import (
     REQUANT_METHODS,
     float32_scale_fields,
+    float64_scale_fields,
     make_requantize,
     pack_requant_constants,
     requant_word_bits,
@@ -26,12 +31,15 @@ from pyrtl_linalg import (
 )
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-FIELD_BITS = {"multiplier": 31, "shift": 6, "scale_significand": 24, "scale_exponent": 9}
+# The scale constants of each method and their widths as wires.
 SCALE_FIELDS = {
-    "single_round": ("multiplier", "shift"),
-    "double_round": ("multiplier", "shift"),
-    "float32": ("scale_significand", "scale_exponent"),
+    "single_round": {"multiplier": 31, "shift": 6},
+    "double_round": {"multiplier": 31, "shift": 6},
+    "float32": {"scale_significand": 24, "scale_exponent": 9},
+    "float64": {"scale_significand": 53, "scale_exponent": 12},
 }
+# Significand bits and exponent range of the float formats (scale = significand * 2**exponent).
+FLOATS = {"float32": (24, -149, 104), "float64": (53, -1074, 971)}
 Cases = dict[str, np.ndarray]
 
 
@@ -81,10 +89,32 @@ def _float32(acc: np.ndarray, significand: np.ndarray, exponent: np.ndarray) -> 
     return np.rint(product).astype(np.float64)
 
 
+def _round_half_away(x: float) -> int:
+    """C's ``round`` of a finite float, exactly: ``floor(|x| + 0.5)`` would round in float."""
+    whole = math.floor(abs(x))
+    magnitude = whole + (1 if abs(x) - whole >= 0.5 else 0)  # the difference is exact
+    return -magnitude if x < 0 else magnitude
+
+
+def _float64(acc: np.ndarray, significand: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """``round(float64(acc) * float64 scale)``, ties away, in real float64 arithmetic."""
+    results = []
+    for a, m, e in zip(acc.tolist(), significand.tolist(), exponent.tolist(), strict=True):
+        scale = math.ldexp(float(m), e)  # exact: m < 2**53 and the scale is normal
+        product = float(a) * scale  # float(a) is exact; one float64 rounding
+        if not abs(product) < 2.0**40:  # inf or far beyond any clamp
+            results.append(math.copysign(2.0**40, product))
+        else:
+            results.append(float(_round_half_away(product)))
+    return np.array(results, dtype=np.float64)
+
+
 def expected(method: str, cases: Cases) -> np.ndarray:
     acc = cases["acc"]
     if method == "float32":
         scaled = _float32(acc, cases["scale_significand"], cases["scale_exponent"])
+    elif method == "float64":
+        scaled = _float64(acc, cases["scale_significand"], cases["scale_exponent"])
     else:
         model = _single_round if method == "single_round" else _double_round
         scaled = np.array(
@@ -118,7 +148,7 @@ class Requantizer:
         self.constants = constants or {}
         pyrtl.reset_working_block()
         names = (*SCALE_FIELDS[method], "zero_point", "lo", "hi")
-        widths = {**FIELD_BITS, "zero_point": out_bits, "lo": out_bits, "hi": out_bits}
+        widths = {**SCALE_FIELDS[method], "zero_point": out_bits, "lo": out_bits, "hi": out_bits}
         self.widths = {"acc": acc_bits}
         kwargs: dict[str, pyrtl.WireVector | int] = {}
         for name in names:
@@ -227,19 +257,28 @@ def integer_ties(rng: np.random.Generator, n: int, method: str) -> Cases:
     } | _zero_points_and_clamps(rng, n, 8)
 
 
-def float32_cases(
-    rng: np.random.Generator, n: int, *, acc_bits: int = 32, out_bits: int = 8
+def float_cases(
+    rng: np.random.Generator,
+    n: int,
+    *,
+    method: str = "float32",
+    low_scale: int = -32,
+    acc_bits: int = 32,
+    out_bits: int = 8,
 ) -> Cases:
-    """Scales over [2**-32, 256) (XNNPACK's range) and beyond, mostly aimed near the range."""
+    """Scales over [2**low_scale, 256) (XNNPACK's range for float32) and beyond, mostly aimed
+    near the output range, some at the ends of the format's range."""
+    p, min_exponent, max_exponent = FLOATS[method]
+    low, high = low_scale - (p - 1), 8 - p
     acc = random_accs(rng, n, acc_bits)
-    significand = rng.integers(1 << 23, 1 << 24, n)
-    significand[rng.random(n) < 0.1] = 1 << 23
-    significand[rng.random(n) < 0.1] = (1 << 24) - 1
-    aim = out_bits - 1 - _log2(acc) - 23 + rng.integers(-3, 3, n)
-    exponent = np.clip(np.round(aim), -55, -16).astype(np.int64)
+    significand = rng.integers(1 << (p - 1), 1 << p, n)
+    significand[rng.random(n) < 0.1] = 1 << (p - 1)
+    significand[rng.random(n) < 0.1] = (1 << p) - 1
+    aim = out_bits - 1 - _log2(acc) - (p - 1) + rng.integers(-3, 3, n)
+    exponent = np.clip(np.round(aim), low, high).astype(np.int64)
     anywhere = rng.random(n) < 0.2
-    exponent[anywhere] = rng.integers(-55, -15, anywhere.sum())
-    exponent[: n // 50] = rng.choice([-149, -55, -16, 104], n // 50)
+    exponent[anywhere] = rng.integers(low, high + 1, anywhere.sum())
+    exponent[: n // 50] = rng.choice([min_exponent, low, high, max_exponent], n // 50)
     return {
         "acc": acc,
         "scale_significand": significand,
@@ -276,9 +315,92 @@ def float32_ties(rng: np.random.Generator, n: int) -> Cases:
     } | _zero_points_and_clamps(rng, n, 8)
 
 
+def _odd(rng: np.random.Generator, bits: int) -> int:
+    """A random odd integer of exactly ``bits`` bits."""
+    if bits == 1:
+        return 1
+    return (1 << (bits - 1)) | int(rng.integers(0, 1 << (bits - 2))) << 1 | 1
+
+
+# 3 * CARRY_SIGNIFICAND = 2**54 - 1: the float64 product of 3 and this significand rounds up
+# to 2**54, a carry out of the 53-bit significand.
+CARRY_SIGNIFICAND = (2**54 - 1) // 3
+
+
+def float64_ties(rng: np.random.Generator, n: int) -> Cases:
+    """Ties and near ties at both roundings of the float64 path, in four kinds.
+
+    0. exact ties: ``acc * s = k + 1/2`` with ``acc * significand`` short enough to be exact.
+    1. near ties: ``s`` is the float64 just below ``(k + 1/2) / acc`` (or, a quarter of the
+       time, just above), so the exact product misses the tie by less than half an ulp and its
+       float64 rounding lands on it: an exact rounding of ``acc * s`` gives ``k``, the float64
+       path ``k + 1``.
+    2. product ties: the odd part of ``acc * significand`` has 54 bits, so the float64
+       rounding of the product is itself a tie. (Its tie rule cannot change the integer
+       result: the only tie whose neighbours round to different integers is between
+       ``k + 1/2 - ulp`` and ``k + 1/2``, and ``k + 1/2`` is the even one, picked by ties to
+       even and ties away alike, unless the ulp is 1/2, at products of 2**51 and more. These
+       check the guard and sticky logic; kind 1 checks that the product rounds to nearest.)
+    3. the carry: ``3 * CARRY_SIGNIFICAND`` rounds up to ``2**54``, placed anywhere from 1/2
+       (``0.5 - 2**-55`` becomes exactly 0.5, which rounds away to 1) to saturation.
+    """
+    accs, significands, exponents = [], [], []
+    kinds = rng.integers(0, 4, n)
+    for kind in kinds.tolist():
+        if kind == 0:
+            a_bits = int(rng.integers(1, 9))
+            s_bits = int(rng.integers(1, 10 - a_bits))
+            i = int(rng.integers(0, 32 - a_bits))
+            acc, significand = _odd(rng, a_bits) << i, _odd(rng, s_bits) << (53 - s_bits)
+            exponent = -1 - i - (53 - s_bits)
+        elif kind == 1:
+            while True:
+                acc = int(rng.integers(2, 1 << int(rng.integers(2, 32))))
+                half = Fraction(2 * int(rng.integers(0, 256)) + 1, 2)
+                target = half / acc
+                scale = float(target)
+                above = rng.random() < 0.25
+                if above != (Fraction(scale) > target):
+                    scale = math.nextafter(scale, math.inf if above else 0.0)
+                if float(acc) * scale == half and acc * Fraction(scale) != half:
+                    break
+            ((significand,), (exponent,)) = (f.tolist() for f in float64_scale_fields([scale]))
+        elif kind == 2:
+            while True:
+                a_bits = int(rng.integers(2, 32))
+                s_bits = min(53, int(rng.integers(54, 56)) - a_bits)
+                a_odd, s_odd = _odd(rng, a_bits), _odd(rng, s_bits)
+                if (a_odd * s_odd).bit_length() == 54:
+                    break
+            i = int(rng.integers(0, 32 - a_bits))
+            acc, significand = a_odd << i, s_odd << (53 - s_bits)
+            exponent = 7 - (acc * significand).bit_length() + int(rng.integers(-6, 3))
+        else:
+            i = int(rng.integers(0, 30))
+            acc, significand = 3 << i, CARRY_SIGNIFICAND
+            exponent = -55 - i + int(rng.integers(0, 10))
+        accs.append(acc * int(rng.choice([-1, 1])))
+        significands.append(significand)
+        exponents.append(exponent)
+    return {
+        "acc": np.array(accs, dtype=np.int64),
+        "scale_significand": np.array(significands, dtype=np.int64),
+        "scale_exponent": np.array(exponents, dtype=np.int64),
+        "kind": kinds,
+    } | _zero_points_and_clamps(rng, n, 8)
+
+
 # ----------------------------------------------------------------------------------------
 # Tests
 # ----------------------------------------------------------------------------------------
+
+
+TIE_MAKERS: dict[str, Callable[[np.random.Generator, int], Cases]] = {
+    "single_round": partial(integer_ties, method="single_round"),
+    "double_round": partial(integer_ties, method="double_round"),
+    "float32": float32_ties,
+    "float64": float64_ties,
+}
 
 
 @pytest.fixture(scope="session")
@@ -290,7 +412,9 @@ def requantizers() -> dict[str, Requantizer]:
 CASE_MAKERS: dict[str, Callable[..., Cases]] = {
     "single_round": integer_cases,
     "double_round": integer_cases,
-    "float32": float32_cases,
+    "float32": partial(float_cases, method="float32"),
+    # float64 scales aimed at [2**-40, 2**8), wider than any quantized layer needs.
+    "float64": partial(float_cases, method="float64", low_scale=-40),
 }
 
 
@@ -305,8 +429,7 @@ def test_random_and_edge_cases(requantizers: dict[str, Requantizer], method: str
 def test_exact_ties(requantizers: dict[str, Requantizer], method: str) -> None:
     rng = np.random.default_rng(10 + REQUANT_METHODS.index(method))
     n = 5_000
-    cases = float32_ties(rng, n) if method == "float32" else integer_ties(rng, n, method)
-    requantizers[method].check(cases)
+    requantizers[method].check(TIE_MAKERS[method](rng, n))
 
 
 def test_ties_are_ties() -> None:
@@ -323,6 +446,63 @@ def test_ties_are_ties() -> None:
     scale = np.ldexp(cases["scale_significand"].astype(np.float64), cases["scale_exponent"])
     product = cases["acc"].astype(np.float32) * scale.astype(np.float32)
     assert np.mean(np.abs(product - np.trunc(product)) == 0.5) > 0.2
+    cases = float64_ties(rng, 1000)
+    for acc, significand, exponent, kind in zip(
+        *(cases[k].tolist() for k in ("acc", "scale_significand", "scale_exponent", "kind")),
+        strict=True,
+    ):
+        exact = abs(acc) * significand * Fraction(2) ** exponent
+        rounded = abs(acc) * math.ldexp(significand, exponent)
+        if kind == 0:
+            assert exact.denominator == 2
+        elif kind == 1:
+            assert Fraction(rounded).denominator == 2
+            assert exact.denominator != 2
+        elif kind == 2:
+            odd = abs(acc) * significand
+            assert (odd >> ((odd & -odd).bit_length() - 1)).bit_length() == 54
+        else:
+            assert Fraction(rounded) != exact
+            assert math.log2(rounded).is_integer()
+
+
+def _quantize_multiplier(scale: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: the Q31 multiplier and shift nearest a double scale."""
+    fraction, shift = math.frexp(scale)
+    multiplier = _round_half_away(fraction * 2.0**31)
+    if multiplier == 1 << 31:
+        multiplier, shift = multiplier // 2, shift + 1
+    return multiplier, shift
+
+
+def test_single_round_cannot_replace_float64() -> None:
+    """The Q31 multiplier of the same float64 scale requantizes some accumulators differently.
+
+    Two reasons, each shown on hardware: single rounding sends negative ties toward +inf
+    where the float64 path rounds them away from zero, and the 31-bit multiplier drops scale
+    bits that move a product across a half (``s = 2**-7 * (1 - 2**-35)`` becomes ``2**-7``).
+    Realistic scales rarely meet such an accumulator, which is why the two agree on most data.
+    """
+    cases = [  # (scale, acc, float64 result, single_round result)
+        (0.5, -3, -2, -1),  # -1.5: away from zero vs toward +inf
+        (0.5 + 2.0**-40, -3, -2, -1),  # -1.5 - 3 * 2**-40, and the multiplier drops 2**-40
+        (0.5 - 2.0**-40, 3, 1, 2),  # 1.5 - 3 * 2**-40
+        (2.0**-7 * (1 - 2.0**-35), 192, 1, 2),  # 1.5 - 1.5 * 2**-35
+        (2.0**-7 * (1 + 2.0**-35), -192, -2, -1),  # -1.5 - 1.5 * 2**-35: both reasons
+        (3 * 2.0**-10 * (1 + 2.0**-33), -2560, -8, -7),  # -7.5 * (1 + 2**-33): both reasons
+    ]
+    scales, accs, float64, single_round = (list(column) for column in zip(*cases, strict=True))
+    fields = float64_scale_fields(scales)
+    multiplier, shift = (np.array(f) for f in zip(*map(_quantize_multiplier, scales), strict=True))
+    n = len(scales)
+    common = {"acc": np.array(accs), "zero_point": np.zeros(n, dtype=np.int64)}
+    common |= {"lo": np.full(n, -128), "hi": np.full(n, 127)}
+    single = Requantizer("single_round").run(common | {"multiplier": multiplier, "shift": shift})
+    cases = common | {"scale_significand": fields[0], "scale_exponent": fields[1]}
+    result = Requantizer("float64").run(cases)
+    np.testing.assert_array_equal(result, expected("float64", cases), strict=True)
+    np.testing.assert_array_equal(result, np.array(float64), strict=True)
+    np.testing.assert_array_equal(single, np.array(single_round), strict=True)
 
 
 def test_notes_vectors_tell_double_from_single_rounding() -> None:
@@ -405,6 +585,34 @@ def test_float32_hypothesis(requantizers: dict[str, Requantizer], batch: list[tu
     requantizers["float32"].check(cases)
 
 
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(INT32_MIN, INT32_MAX),
+            st.floats(2.0**-40, 256.0, exclude_max=True),
+            st.integers(-128, 127),
+            st.integers(-128, 127),
+            st.integers(-128, 127),
+        ),
+        min_size=1,
+        max_size=100,
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_float64_hypothesis(requantizers: dict[str, Requantizer], batch: list[tuple]) -> None:
+    acc, scale, zero_point, a, b = zip(*batch, strict=True)
+    significand, exponent = float64_scale_fields(scale)
+    cases = {
+        "acc": np.array(acc, dtype=np.int64),
+        "scale_significand": significand,
+        "scale_exponent": exponent,
+        "zero_point": np.array(zero_point, dtype=np.int64),
+        "lo": np.minimum(a, b),
+        "hi": np.maximum(a, b),
+    }
+    requantizers["float64"].check(cases)
+
+
 @pytest.mark.parametrize("method", REQUANT_METHODS)
 @pytest.mark.parametrize(("acc_bits", "out_bits"), [(1, 8), (20, 8), (32, 2), (24, 16)])
 def test_widths(method: str, acc_bits: int, out_bits: int) -> None:
@@ -466,6 +674,12 @@ CONSTANT_BUILDS = [
     ("float32", {"scale_significand": 13421773, "scale_exponent": -30, "lo": -3, "hi": 7}),
     ("float32", {"scale_significand": 1 << 23, "scale_exponent": -149}),  # the least normal
     ("float32", {"scale_significand": (1 << 24) - 1, "scale_exponent": 104}),  # the greatest
+    ("float64", {"scale_significand": 1 << 52, "scale_exponent": -92}),  # 2**-40
+    ("float64", {"scale_significand": (1 << 53) - 1, "scale_exponent": -45, "zero_point": -128}),
+    ("float64", {"scale_significand": CARRY_SIGNIFICAND, "scale_exponent": -30, "lo": -3, "hi": 7}),
+    ("float64", {"scale_significand": CARRY_SIGNIFICAND, "scale_exponent": -57}),
+    ("float64", {"scale_significand": 1 << 52, "scale_exponent": -1074}),  # the least normal
+    ("float64", {"scale_significand": (1 << 53) - 1, "scale_exponent": 971}),  # the greatest
 ]
 
 
@@ -483,10 +697,12 @@ def test_constant_configuration(method: str, constants: dict[str, int]) -> None:
 )
 @pytest.mark.parametrize("method", REQUANT_METHODS)
 def test_every_simulator(method: str, simulator: type) -> None:
-    """The 63-bit products and 64-bit intermediates simulate alike everywhere."""
+    """The products of up to 85 bits and the 64-bit intermediates simulate alike everywhere."""
     rng = np.random.default_rng(7)
-    cases = CASE_MAKERS[method](rng, 300)
-    Requantizer(method, simulator=simulator).check(cases)
+    cases, ties = CASE_MAKERS[method](rng, 300), TIE_MAKERS[method](rng, 100)
+    Requantizer(method, simulator=simulator).check(
+        {name: np.concatenate([cases[name], ties[name]]) for name in cases}
+    )
 
 
 @pytest.mark.parametrize("method", REQUANT_METHODS)
@@ -541,42 +757,60 @@ def test_rom_constants(method: str) -> None:
     )
 
 
-def test_float32_scale_fields() -> None:
+SCALE_FIELD_HELPERS = {"float32": float32_scale_fields, "float64": float64_scale_fields}
+
+
+@pytest.mark.parametrize(("method", "dtype"), [("float32", np.float32), ("float64", np.float64)])
+def test_scale_fields(method: str, dtype: type[np.floating]) -> None:
+    """The fields give the scale back exactly (Python's exact ldexp/Fraction, not the bits)."""
+    p, min_exponent, max_exponent = FLOATS[method]
+    info = np.finfo(dtype)
     rng = np.random.default_rng(5)
+    edges = [info.smallest_normal, 2.0**-40, np.nextafter(dtype(256), dtype(0)), 1.0, info.max]
     scales = np.concatenate(
-        [
-            np.ldexp(rng.random(1000), rng.integers(-32, 9, 1000)).astype(np.float32),
-            np.array(
-                [2.0**-126, 2.0**-32, np.nextafter(np.float32(256), np.float32(0)), 1.0, 3.0e38],
-                dtype=np.float32,
-            ),
-        ]
-    )
-    scales = scales[scales > 0]
-    significand, exponent = float32_scale_fields(scales)
+        [np.ldexp(rng.random(1000), rng.integers(-40, 9, 1000)).astype(dtype), edges]
+    ).astype(dtype)
+    scales = scales[scales >= info.smallest_normal]
+    significand, exponent = SCALE_FIELD_HELPERS[method](scales)
     assert significand.dtype == exponent.dtype == np.int64
-    assert np.all((significand >= 1 << 23) & (significand < 1 << 24))
+    assert np.all((significand >= 1 << (p - 1)) & (significand < 1 << p))
+    assert exponent.min() == min_exponent
+    assert exponent.max() == max_exponent
+    for scale, m, e in zip(scales.tolist(), significand.tolist(), exponent.tolist(), strict=True):
+        assert Fraction(scale) == m * Fraction(2) ** e
+    assert SCALE_FIELD_HELPERS[method](dtype(1.0)) == (1 << (p - 1), 1 - p)
     np.testing.assert_array_equal(
-        np.ldexp(significand.astype(np.float64), exponent), scales.astype(np.float64), strict=True
-    )
-    assert float32_scale_fields(np.float32(1.0)) == (1 << 23, -23)
-    np.testing.assert_array_equal(
-        float32_scale_fields([[0.5, 0.25]])[1], np.array([[-24, -25]]), strict=True
+        SCALE_FIELD_HELPERS[method]([[0.5, 0.25]])[1], np.array([[-p, -p - 1]]), strict=True
     )
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, np.inf, np.nan, 1e-40])
-def test_float32_scale_fields_rejects(bad: float) -> None:
-    value = float(np.float32(bad))
-    message = f"scales must be positive normal float32 values, not {value!r}"
+def test_float64_scale_fields_keeps_every_bit() -> None:
+    """A float64 scale is not rounded to float32 on the way (unlike float32_scale_fields)."""
+    scale = 1 / 3
+    assert float64_scale_fields(scale) == (6004799503160661, -54)
+    assert float32_scale_fields(scale) == (11184811, -25)
+
+
+@pytest.mark.parametrize(
+    ("method", "bad"),
+    [
+        *(("float32", bad) for bad in (0.0, -1.0, np.inf, np.nan, 1e-40)),
+        *(("float64", bad) for bad in (0.0, -1.0, np.inf, np.nan, 1e-310, -(2.0**-1022))),
+    ],
+)
+def test_scale_fields_rejects(method: str, bad: float) -> None:
+    value = float(np.float32(bad) if method == "float32" else np.float64(bad))
+    message = f"scales must be positive normal {method} values, not {value!r}"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        float32_scale_fields([1.0, bad])
+        SCALE_FIELD_HELPERS[method]([1.0, bad])
 
 
 def test_word_bits() -> None:
     assert requant_word_bits("single_round") == requant_word_bits("double_round") == 61
     assert requant_word_bits("float32") == 57
     assert requant_word_bits("float32", out_bits=16) == 81
+    assert requant_word_bits("float64") == 89
+    assert requant_word_bits("float64", out_bits=16) == 113
 
 
 def test_pack_layout() -> None:
@@ -592,6 +826,10 @@ def test_pack_layout() -> None:
         (1 << 23) | (0x1E9 << 24) | (0x80 << 41) | (0x7F << 49),
         (3 << 22) | (0x1E9 << 24) | (0x80 << 41) | (0x7F << 49),
     ]
+    (word,) = pack_requant_constants(
+        method="float64", scale_significand=(1 << 53) - 1, scale_exponent=-1074, lo=0
+    )
+    assert word == ((1 << 53) - 1) | (0xBCE << 53) | (0x00 << 65) | (0x00 << 73) | (0x7F << 81)
 
 
 # ----------------------------------------------------------------------------------------
@@ -613,7 +851,8 @@ FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
     [
         (
             {"method": "fp32"},
-            "method must be one of 'single_round', 'double_round', 'float32', not 'fp32'",
+            "method must be one of 'single_round', 'double_round', 'float32', 'float64', "
+            "not 'fp32'",
         ),
         (
             {"method": "float32", **FLOAT, "out_bits": 1},
@@ -660,6 +899,16 @@ FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
             "scale_exponent must be an integer from -149 to 104, not 105",
         ),
         (
+            {"method": "float64", "scale_significand": 1 << 53, "scale_exponent": 0},
+            "scale_significand must be an integer from 4503599627370496 to 9007199254740991, "
+            "not 9007199254740992",
+        ),
+        (
+            {"method": "float64", "scale_significand": 1 << 52, "scale_exponent": -1075},
+            "scale_exponent must be an integer from -1074 to 971, not -1075",
+        ),
+        ({"method": "float64", **INT}, "method 'float64' does not use multiplier"),
+        (
             {"method": "float32", **FLOAT, "zero_point": 128},
             "zero_point must be an integer from -128 to 127, not 128",
         ),
@@ -700,6 +949,12 @@ def test_make_requantize_wire_errors() -> None:
         make_requantize(
             acc, method="float32", scale_significand=1 << 23, scale_exponent=pyrtl.Input(10, "e")
         )
+    with pytest.raises(
+        ValueError, match=r"^scale_significand wire must be at most 53 bits wide, not 54$"
+    ):
+        make_requantize(
+            acc, method="float64", scale_significand=pyrtl.Input(54, "s"), scale_exponent=-52
+        )
     with pytest.raises(ValueError, match=r"^zero_point wire must be at most 4 bits wide, not 8$"):
         make_requantize(acc, method="float32", **FLOAT, out_bits=4, zero_point=pyrtl.Input(8, "z"))
 
@@ -730,3 +985,7 @@ def test_pack_errors() -> None:
         ValueError, match=r"^word must be a 57-bit WireVector for method 'float32', not 61$"
     ):
         unpack_requant_constants(pyrtl.Input(61, "w"), method="float32")
+    with pytest.raises(
+        ValueError, match=r"^word must be a 89-bit WireVector for method 'float64', not 57$"
+    ):
+        unpack_requant_constants(pyrtl.Input(57, "w"), method="float64")

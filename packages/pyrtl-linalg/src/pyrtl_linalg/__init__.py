@@ -7,6 +7,7 @@ from ._matrix import WireMatrix2D, to_signed
 from ._requant import (
     REQUANT_METHODS,
     float32_scale_fields,
+    float64_scale_fields,
     make_requantize,
     pack_requant_constants,
     requant_word_bits,
@@ -25,6 +26,7 @@ __all__ = [
     "WireMatrix2D",
     "accumulator_bits",
     "float32_scale_fields",
+    "float64_scale_fields",
     "make_add",
     "make_argmax",
     "make_clamp",

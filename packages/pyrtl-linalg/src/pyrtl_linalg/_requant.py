@@ -1,5 +1,5 @@
 """Requantization: scale a signed accumulator down to a narrow integer, exactly as integer
-kernels do it, in three variants.
+kernels do it, in four variants.
 
 Each variant computes ``clamp(round(acc * scale) + zero_point, lo, hi)`` but rounds the way a
 particular, widely deployed integer kernel rounds, bit for bit:
@@ -14,8 +14,12 @@ particular, widely deployed integer kernel rounds, bit for bit:
 ``"float32"``
     ``rint(float32(acc) * s)`` for a float32 scale ``s`` (round to nearest even at each of
     the three steps), built from integer parts only: no floating-point unit.
+``"float64"``
+    ``round(float64(acc) * s)`` for a float64 scale ``s``: the product rounded to nearest
+    even in float64, then to an integer with ties away from zero (C's ``round``). Same
+    datapath as ``"float32"`` with a 53-bit significand (``float64(acc)`` is exact).
 
-All three are combinational (latency 0 cycles). Each configuration constant may be a Python
+All four are combinational (latency 0 cycles). Each configuration constant may be a Python
 integer (built as a constant, the cheapest form) or a wire, so that one requantizer can serve
 many channels by reading their constants from a ROM (:func:`pack_requant_constants` and
 :func:`unpack_requant_constants`).
@@ -32,15 +36,37 @@ from ._elementwise import _is_int, make_add, make_clamp, make_saturate
 __all__ = [
     "REQUANT_METHODS",
     "float32_scale_fields",
+    "float64_scale_fields",
     "make_requantize",
     "pack_requant_constants",
     "requant_word_bits",
     "unpack_requant_constants",
 ]
 
-REQUANT_METHODS: Final = ("single_round", "double_round", "float32")
+REQUANT_METHODS: Final = ("single_round", "double_round", "float32", "float64")
 
 MAX_ACC_BITS: Final = 32
+
+
+class _Float(NamedTuple):
+    """A binary floating-point format a float method computes in, and its final rounding."""
+
+    #: Significand bits p, hidden bit included: a positive normal value is
+    #: ``significand * 2**exponent`` with ``2**(p-1) <= significand < 2**p``.
+    significand_bits: int
+    #: The exponent of the least and of the greatest positive normal value in that form.
+    min_exponent: int
+    max_exponent: int
+    #: The exponent field's width (two's complement).
+    exponent_bits: int
+    #: The final rounding to an integer: ties away from zero, else ties to even.
+    ties_away: bool
+
+
+_FLOATS: Final = {
+    "float32": _Float(24, -149, 104, 9, ties_away=False),  # XNNPACK: rint
+    "float64": _Float(53, -1074, 971, 12, ties_away=True),  # reference kernels: round
+}
 
 
 class _Field(NamedTuple):
@@ -55,13 +81,15 @@ class _Field(NamedTuple):
 
 def _fields(method: str, out_bits: int) -> tuple[_Field, ...]:
     """The constants ``method`` takes, in ROM word order (first field in the low bits)."""
-    if method in ("single_round", "double_round"):
-        scale = (_Field("multiplier", 0, 2**31 - 1, 31), _Field("shift", -31, 30, 6))
-    else:
+    if method in _FLOATS:
+        fmt = _FLOATS[method]
+        p = fmt.significand_bits
         scale = (
-            _Field("scale_significand", 2**23, 2**24 - 1, 24),
-            _Field("scale_exponent", -149, 104, 9),
+            _Field("scale_significand", 2 ** (p - 1), 2**p - 1, p),
+            _Field("scale_exponent", fmt.min_exponent, fmt.max_exponent, fmt.exponent_bits),
         )
+    else:
+        scale = (_Field("multiplier", 0, 2**31 - 1, 31), _Field("shift", -31, 30, 6))
     low, high = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
     return (
         *scale,
@@ -73,9 +101,8 @@ def _fields(method: str, out_bits: int) -> tuple[_Field, ...]:
 
 def _check_config(method: object, out_bits: object) -> None:
     if method not in REQUANT_METHODS:
-        raise ValueError(
-            f"method must be one of 'single_round', 'double_round', 'float32', not {method!r}"
-        )
+        names = ", ".join(repr(name) for name in REQUANT_METHODS)
+        raise ValueError(f"method must be one of {names}, not {method!r}")
     if not _is_int(out_bits) or not 2 <= out_bits <= 16:
         raise ValueError(f"out_bits must be an integer from 2 to 16, not {out_bits!r}")
 
@@ -188,16 +215,6 @@ def _normalize(x: pyrtl.WireVector) -> tuple[pyrtl.WireVector, pyrtl.WireVector]
     return x, pyrtl.concat(*decisions)
 
 
-def _round_to_24(
-    x: pyrtl.WireVector, low: int
-) -> tuple[pyrtl.WireVector, pyrtl.WireVector, pyrtl.WireVector]:
-    """Round ``x[low:low+24]`` to nearest even using the bits below ``low``.
-
-    :returns: ``(kept, guard, sticky)``; the caller adds ``guard & (sticky | kept[0])``.
-    """
-    return x[low : low + 24], x[low - 1], x[: low - 1] != 0
-
-
 def _shift_right_sticky(
     x: pyrtl.WireVector, amount: pyrtl.WireVector
 ) -> tuple[pyrtl.WireVector, pyrtl.WireVector]:
@@ -214,62 +231,92 @@ def _shift_right_sticky(
     return x, sticky
 
 
-def _float32(
+def _round_bits(
+    x: pyrtl.WireVector, low: int, bits: int
+) -> tuple[pyrtl.WireVector, pyrtl.WireVector, pyrtl.WireVector]:
+    """Split ``x`` for rounding ``x[low:low+bits]`` by the bits below ``low``.
+
+    :returns: ``(kept, guard, sticky)``; see :func:`_round_increment`.
+    """
+    return x[low : low + bits], x[low - 1], x[: low - 1] != 0
+
+
+def _round_increment(
+    kept: pyrtl.WireVector, guard: pyrtl.WireVector, sticky: pyrtl.WireVector, *, ties_away: bool
+) -> pyrtl.WireVector:
+    """``kept`` rounded to nearest by the dropped bits (their top bit ``guard``, the OR of the
+    rest ``sticky``): up above one half; at exactly one half away from zero (``kept`` is a
+    magnitude) or to even. One bit wider than ``kept``."""
+    up = guard if ties_away else guard & (sticky | kept[0])
+    return kept + up
+
+
+def _float_scale(
     acc: pyrtl.WireVector,
     significand: pyrtl.WireVector | int,
     exponent: pyrtl.WireVector | int,
     out_bits: int,
+    fmt: _Float,
 ) -> pyrtl.WireVector:
-    """``rint(float32(acc) * significand * 2**exponent)`` saturated to ``out_bits + 2`` bits.
+    """``round(fl(fl(acc) * significand * 2**exponent))`` saturated to ``out_bits + 2`` bits.
 
-    Only magnitudes below ``2**out_bits`` need to be exact: anything larger saturates, and
-    after adding a zero point and clamping to ``out_bits`` bits gives the same result.
+    ``fl`` rounds to ``fmt``'s p-bit significand, nearest even (exponent range unbounded:
+    subnormal or infinite products cannot change the result); ``round`` goes to the nearest
+    integer with ``fmt``'s ties. Only magnitudes below ``2**out_bits`` need to be exact:
+    anything larger saturates, and after adding a zero point and clamping to ``out_bits``
+    bits gives the same result.
     """
+    p = fmt.significand_bits
     negative = acc[-1]
     magnitude = pyrtl.select(negative, (~acc + 1).truncate(len(acc)), acc).zero_extended(32)
-    # float32(|acc|) = a * 2**(8 - lz + carry_a): round the normalized value to 24 bits.
     normalized, lz = _normalize(magnitude)
-    kept, guard, sticky = _round_to_24(normalized, 8)
-    a_rounded = kept + (guard & (sticky | kept[0]))
-    carry_a = a_rounded[24]
-    # On carry the value is exactly 2**24 = 2**23 * 2: renormalize to keep the multiplier 24x24.
-    a = pyrtl.concat(a_rounded[23] | carry_a, a_rounded[:23])
-    # The exact product of two 24-bit significands lies in [2**46, 2**48): round it to 24 bits
-    # at one of two positions, b * 2**(23 + top).
-    product = a * _unsigned_wire(significand, 24)
-    top = product[47]
-    kept_hi, guard_hi, sticky_hi = _round_to_24(product, 24)
-    kept_lo, guard_lo, sticky_lo = _round_to_24(product, 23)
-    kept = pyrtl.select(top, kept_hi, kept_lo)
-    guard = pyrtl.select(top, guard_hi, guard_lo)
-    sticky = pyrtl.select(top, sticky_hi, sticky_lo)
-    b = kept + (guard & (sticky | kept[0]))  # 25 bits; 2**24 is exact, no renormalizing
-    # The float32 product is b * 2**-r with r = lz - carry_a - top - exponent - 31. With b in
-    # [2**23, 2**24]: r < first saturates (|x| >= 2**out_bits), r > 24 rounds to 0, and the
-    # out_bits + 1 positions between need a rounding shifter. d = r - first.
-    first = 24 - out_bits
+    if p < 32:
+        # fl(|acc|) = a * 2**(32 - p - lz + carry_a): round the normalized value to p bits.
+        a_rounded = _round_increment(*_round_bits(normalized, 32 - p, p), ties_away=False)
+        carry_a = a_rounded[p]
+        # On carry the value is exactly 2**p = 2**(p-1) * 2: renormalize to keep p bits.
+        a = pyrtl.concat(a_rounded[p - 1] | carry_a, a_rounded[: p - 1])
+    else:
+        a, carry_a = normalized, pyrtl.Const(0, bitwidth=1)  # fl(|acc|) = |acc| exactly
+    # The exact product of the two normalized significands, len(a) + p bits with one of the
+    # top two set (PyRTL's product is 2 * max(len(a), p) bits wide): round it to p bits at one
+    # of two positions, b * 2**(len(a) - 1 + top).
+    product = (a * _unsigned_wire(significand, p)).truncate(len(a) + p)
+    top = product[-1]
+    rounding = [_round_bits(product, len(a) - 1 + t, p) for t in (1, 0)]
+    kept, guard, sticky = (pyrtl.select(top, hi, lo) for hi, lo in zip(*rounding, strict=True))
+    b = _round_increment(kept, guard, sticky, ties_away=False)  # 2**p is exact: no renormalizing
+    # The rounded product is b * 2**-r with r = lz - carry_a - top - exponent - 31. With b in
+    # [2**(p-1), 2**p]: r < first saturates (|x| >= 2**out_bits), r > p + 1 rounds to 0
+    # (|x| <= 2**-2; at r = p + 1 the tie b = 2**p needs the shifter), and the out_bits + 2
+    # positions between need a rounding shifter. d = r - first.
+    first = p - out_bits
+    d_bits = fmt.exponent_bits + 1
     if isinstance(exponent, int):
-        offset = pyrtl.Const(-exponent - 31 - first, bitwidth=10, signed=True)
+        offset = pyrtl.Const(-exponent - 31 - first, bitwidth=d_bits, signed=True)
     else:
         offset = (
-            pyrtl.Const(-31 - first, bitwidth=10, signed=True) - exponent.sign_extended(10)
-        ).truncate(10)
-    d = (lz.zero_extended(10) + offset).truncate(10)
-    d = (d - carry_a.zero_extended(10)).truncate(10)
-    d = (d - top.zero_extended(10)).truncate(10)
+            pyrtl.Const(-31 - first, bitwidth=d_bits, signed=True) - exponent.sign_extended(d_bits)
+        ).truncate(d_bits)
+    d = (lz.zero_extended(d_bits) + offset).truncate(d_bits)
+    d = (d - carry_a.zero_extended(d_bits)).truncate(d_bits)
+    d = (d - top.zero_extended(d_bits)).truncate(d_bits)
     saturated = d[-1]
-    underflow = pyrtl.signed_lt(pyrtl.Const(out_bits, bitwidth=10, signed=True), d)
+    underflow = pyrtl.signed_lt(pyrtl.Const(out_bits + 1, bitwidth=d_bits, signed=True), d)
     # Shift b >> first - 1 statically, the remaining d with a sticky bit; the last bit
-    # shifted is the guard of the final round-half-even.
+    # shifted is the guard of the final rounding.
     coarse, fine_sticky = _shift_right_sticky(b[first - 1 :], d.truncate(5))
     sticky = (b[: first - 1] != 0) | fine_sticky
-    whole = coarse[1:]
-    rounded = (whole + (coarse[0] & (sticky | whole[0]))).truncate(out_bits + 1)
+    rounded = _round_increment(coarse[1:], coarse[0], sticky, ties_away=fmt.ties_away)
     zero = underflow | (acc == 0)
     magnitude_out = pyrtl.select(
         zero,
         pyrtl.Const(0, bitwidth=out_bits + 1),
-        pyrtl.select(saturated, pyrtl.Const(1 << out_bits, bitwidth=out_bits + 1), rounded),
+        pyrtl.select(
+            saturated,
+            pyrtl.Const(1 << out_bits, bitwidth=out_bits + 1),
+            rounded.truncate(out_bits + 1),
+        ),
     ).zero_extended(out_bits + 2)
     return pyrtl.select(negative, (~magnitude_out + 1).truncate(out_bits + 2), magnitude_out)
 
@@ -291,10 +338,12 @@ def make_requantize(
 
     Combinational (latency 0 cycles); register its input or output where timing needs it.
     The scale is ``multiplier * 2**(shift - 31)`` for the two integer methods and
-    ``scale_significand * 2**scale_exponent`` (a float32 value, see
-    :func:`float32_scale_fields`) for ``"float32"``. ``"single_round"`` rounds the exact
-    product once, ties up; ``"double_round"`` rounds twice as gemmlowp does;
-    ``"float32"`` computes ``rint(fl(fl(acc) * scale))`` with float32 rounding ``fl``
+    ``scale_significand * 2**scale_exponent`` for the float methods (a float32 value, see
+    :func:`float32_scale_fields`, or a float64 value, see :func:`float64_scale_fields`).
+    ``"single_round"`` rounds the exact product once, ties up; ``"double_round"`` rounds
+    twice as gemmlowp does; ``"float32"`` computes ``rint(fl32(fl32(acc) * scale))`` with
+    float32 rounding ``fl32`` and ties to even; ``"float64"`` computes
+    ``round(fl64(acc * scale))`` with float64 rounding ``fl64`` and ties away from zero
     (the requantization page of the docs gives the exact formulas and the datapath).
     The scaled value is computed exactly before saturating, so the
     result is the exact formula even where a C kernel's int32 arithmetic would overflow
@@ -307,13 +356,14 @@ def make_requantize(
 
     :param acc: the signed accumulator, 1 to 32 bits. Narrow a wider one first, e.g. with
         :func:`make_saturate` (``bits=32``), after checking that its range allows it.
-    :param method: ``"single_round"``, ``"double_round"`` or ``"float32"``.
+    :param method: ``"single_round"``, ``"double_round"``, ``"float32"`` or ``"float64"``.
     :param multiplier: integer methods: the multiplier, 0 to ``2**31 - 1`` (31 bits unsigned).
     :param shift: integer methods: the power-of-two exponent, -31 to 30 (6 bits signed).
-    :param scale_significand: ``"float32"``: the 24-bit significand, ``2**23`` to
-        ``2**24 - 1`` (hidden bit included; 24 bits unsigned).
-    :param scale_exponent: ``"float32"``: the exponent, -149 to 104 (9 bits signed): every
-        positive normal float32 scale.
+    :param scale_significand: float methods: the significand, hidden bit included:
+        ``"float32"`` ``2**23`` to ``2**24 - 1`` (24 bits unsigned), ``"float64"``
+        ``2**52`` to ``2**53 - 1`` (53 bits unsigned).
+    :param scale_exponent: float methods: the exponent, ``"float32"`` -149 to 104 (9 bits
+        signed), ``"float64"`` -1074 to 971 (12 bits signed): every positive normal scale.
     :param zero_point: added after rounding; an ``out_bits``-bit signed value.
     :param lo: the clamp's lower end (default the most negative ``out_bits``-bit value).
     :param hi: the clamp's upper end (default the most positive ``out_bits``-bit value).
@@ -342,11 +392,10 @@ def make_requantize(
         lo = fields[3].lo
     if hi is None:
         hi = fields[4].hi
-    given = (
-        (multiplier, shift) if method != "float32" else (scale_significand, scale_exponent)
-    ) + (zero_point, lo, hi)
+    scale = (scale_significand, scale_exponent) if method in _FLOATS else (multiplier, shift)
     first, second, zero_point, lo, hi = (
-        _constant_wire(field, value) for field, value in zip(fields, given, strict=True)
+        _constant_wire(field, value)
+        for field, value in zip(fields, (*scale, zero_point, lo, hi), strict=True)
     )
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
         raise ValueError(f"lo must not exceed hi, not lo={lo} and hi={hi}")
@@ -355,11 +404,28 @@ def make_requantize(
     elif method == "double_round":
         scaled = make_saturate(_double_round(acc, first, second), bits=out_bits + 2)
     else:
-        scaled = _float32(acc, first, second, out_bits)
+        scaled = _float_scale(acc, first, second, out_bits, _FLOATS[method])
     # |scaled| <= 2**out_bits and any saturated value stays beyond [lo, hi] after adding a
     # zero point of out_bits bits, so the clamp below gives the exact result.
     shifted = make_add(scaled, _signed_wire(zero_point, out_bits))
     return make_clamp(shifted, lo=_signed_wire(lo, out_bits), hi=_signed_wire(hi, out_bits))
+
+
+def _scale_fields(scales: npt.ArrayLike, dtype: type[np.floating]) -> tuple[np.ndarray, np.ndarray]:
+    """Significands (hidden bit included) and exponents of positive normal ``dtype`` values."""
+    info = np.finfo(dtype)
+    values = np.asarray(scales, dtype=dtype)
+    bits = values.view(np.int32 if info.bits == 32 else np.int64).astype(np.int64)
+    biased = (bits >> info.nmant) & ((1 << info.nexp) - 1)
+    bad = (bits < 0) | (biased == 0) | (biased == (1 << info.nexp) - 1)
+    if np.any(bad):
+        raise ValueError(
+            f"scales must be positive normal {info.dtype} values, "
+            f"not {float(values[bad].flat[0])!r}"
+        )
+    significands = (bits & ((1 << info.nmant) - 1)) | (1 << info.nmant)
+    exponents = biased + (info.minexp - 1 - info.nmant)
+    return significands, exponents
 
 
 def float32_scale_fields(scales: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -372,15 +438,19 @@ def float32_scale_fields(scales: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]
     :param scales: positive normal float32 values (any shape).
     :returns: ``(significands, exponents)``, int64 arrays of the same shape.
     """
-    values = np.asarray(scales, dtype=np.float32)
-    bits = values.view(np.uint32).astype(np.int64)
-    biased = (bits >> 23) & 0xFF
-    bad = (bits >> 31 != 0) | (biased == 0) | (biased == 0xFF)
-    if np.any(bad):
-        raise ValueError(
-            f"scales must be positive normal float32 values, not {float(values[bad].flat[0])!r}"
-        )
-    return (bits & 0x7FFFFF) | (1 << 23), biased - 127 - 23
+    return _scale_fields(scales, np.float32)
+
+
+def float64_scale_fields(scales: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Split float64 scales into the integer fields the ``"float64"`` requantizer takes.
+
+    ``scale == significand * 2.0**exponent`` exactly, with the significand's hidden bit
+    included (``2**52 <= significand < 2**53``).
+
+    :param scales: positive normal float64 values (any shape).
+    :returns: ``(significands, exponents)``, int64 arrays of the same shape.
+    """
+    return _scale_fields(scales, np.float64)
 
 
 def requant_word_bits(method: str, *, out_bits: int = 8) -> int:
@@ -388,7 +458,8 @@ def requant_word_bits(method: str, *, out_bits: int = 8) -> int:
 
     :param method: as for :func:`make_requantize`.
     :param out_bits: as for :func:`make_requantize`.
-    :returns: 37 + 3 * out_bits for the integer methods, 33 + 3 * out_bits for ``"float32"``.
+    :returns: 37 + 3 * out_bits for the integer methods, 33 + 3 * out_bits for ``"float32"``,
+        65 + 3 * out_bits for ``"float64"``.
     """
     _check_config(method, out_bits)
     return sum(field.bits for field in _fields(method, out_bits))
@@ -422,8 +493,9 @@ def pack_requant_constants(
     :param method: as for :func:`make_requantize`.
     :param multiplier: integer methods: one multiplier per channel.
     :param shift: integer methods: one shift per channel.
-    :param scale_significand: ``"float32"``: see :func:`float32_scale_fields`.
-    :param scale_exponent: ``"float32"``: see :func:`float32_scale_fields`.
+    :param scale_significand: float methods: see :func:`float32_scale_fields` and
+        :func:`float64_scale_fields`.
+    :param scale_exponent: float methods: as for ``scale_significand``.
     :param zero_point: the output zero point(s).
     :param lo: the clamp's lower end(s) (default the most negative ``out_bits``-bit value).
     :param hi: the clamp's upper end(s) (default the most positive ``out_bits``-bit value).

@@ -1,0 +1,547 @@
+"""Verilog export of a PyRTL design and a self-checking Verilog testbench for it.
+
+The testbench is generic: it only knows the design's top-level ports, grouped in a
+:class:`TestbenchPorts`, and per batch a list of words to write through one write port and a list
+of (address, expected word, care mask) triples to read back through one or more asynchronous read
+ports. All stimulus and all expected values live in ``$readmemh`` files beside the testbench, so a
+simulator runs thousands of batches without any Python in the loop, and the expected values are
+whatever the caller computed (pyrtlnet passes qnn-ref's golden outputs, never PyRTL's simulation).
+
+Timing, with every testbench action at a falling clock edge so nothing races the design::
+
+    rst   ‾‾|_______________________________________________________
+    in_we ___|‾‾‾‾ writes ‾‾‾‾|______________________________________
+    start ____________________|‾|____________________________________
+    done  _____________________________________|‾|_________________
+                              |<-- cycles ----->|  then read checks
+
+``cycles`` counts rising edges from the one that samples ``start`` up to the one after which
+``done`` is first seen high: a design whose ``done`` rises right after the ``start`` edge takes 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import numpy as np
+import pyrtl
+
+if TYPE_CHECKING:
+    from pyrtlnet import Accelerator
+    from qnn_ref import Outputs
+
+__all__ = [
+    "BatchStimulus",
+    "ReadPort",
+    "TestbenchFiles",
+    "TestbenchPorts",
+    "WritePort",
+    "export_verilog",
+    "inference_batches",
+    "write_inference_testbench",
+    "write_testbench",
+]
+
+#: File names inside a testbench directory; the simulator runs with that directory as cwd.
+DESIGN_FILE = "design.v"
+TESTBENCH_FILE = "testbench.v"
+TESTBENCH_TOP = "testbench"
+WRITES_FILE = "writes.hex"
+#: Printed at most this many mismatch lines; every mismatch is still counted.
+MAX_REPORTED_MISMATCHES = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class WritePort:
+    """Names of a synchronous memory write port at the design's top level.
+
+    :param enable: 1-bit Input; the word is written at the rising edge while it is high.
+    :param addr: address Input.
+    :param data: data Input.
+    """
+
+    enable: str
+    addr: str
+    data: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadPort:
+    """Names of an asynchronous read port at the design's top level.
+
+    :param addr: address Input.
+    :param data: data Output, a combinational function of ``addr`` (PyRTL memories read
+        asynchronously, so the testbench reads one word per time step, no clock needed).
+    """
+
+    addr: str
+    data: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TestbenchPorts:
+    """The top-level ports the testbench drives, by PyRTL wire name.
+
+    The defaults are the interface pyrtlnet's hardware documents: a ``start``/``done`` handshake,
+    one write port for the first layer's input memory and read ports for the last layer's outputs
+    and the predictions.
+
+    :param start: 1-bit Input, held high for one rising edge to run one batch.
+    :param done: 1-bit Output, high after the batch's last result is readable.
+    :param write: the port that loads one batch's inputs.
+    :param reads: read ports by a short name used in reports and file names.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    start: str = "start"
+    done: str = "done"
+    write: WritePort = WritePort("in_we", "in_addr", "in_data")
+    reads: Mapping[str, ReadPort] = dataclasses.field(
+        default_factory=lambda: {
+            "out": ReadPort("out_addr", "out_data"),
+            "pred": ReadPort("pred_addr", "pred_data"),
+        }
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchStimulus:
+    """One batch for the testbench: what to write, then what to read back.
+
+    :param writes: ``(address, word)`` pairs written in order through the write port.
+    :param checks: per read-port name, ``(address, expected word, care mask)`` triples; a read
+        word matches when ``word & mask`` equals ``expected & mask`` (lanes that hold no real
+        value, e.g. padding rows of a tile, have zero mask bits).
+    """
+
+    writes: Sequence[tuple[int, int]]
+    checks: Mapping[str, Sequence[tuple[int, int, int]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class TestbenchFiles:
+    """Paths of a generated testbench, all inside one directory.
+
+    :param directory: the directory; simulators run there because the testbench reads its
+        ``.hex`` files by relative name.
+    :param design: the exported design (``design.v``).
+    :param testbench: the testbench module (``testbench.v``, top module ``testbench``).
+    :param images: number of images the stimulus covers (for reports).
+    :param batches: number of batches.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    directory: Path
+    design: Path
+    testbench: Path
+    images: int
+    batches: int
+
+
+def export_verilog(
+    block: pyrtl.Block,
+    dest: str | os.PathLike[str] | TextIO,
+    *,
+    module_name: str = "pyrtlnet",
+    header: str = "",
+) -> None:
+    """Write ``block`` as one Verilog module with a synchronous active-high ``rst`` input.
+
+    PyRTL's exporter keeps wire names, so the top-level ports are the design's PyRTL
+    Inputs/Outputs plus ``clk`` and ``rst``; memories become ``reg`` arrays read asynchronously
+    and ROM contents become ``initial`` blocks (so synthesis maps them to LUTs, not block RAM).
+
+    :param block: the design; it is not modified.
+    :param dest: a file path or an open text file.
+    :param module_name: name of the Verilog module.
+    :param header: text put as ``//`` comment lines above PyRTL's output, e.g. a port
+        description for readers of the Verilog.
+    """
+    buffer = io.StringIO()
+    pyrtl.output_to_verilog(buffer, add_reset=True, block=block, module_name=module_name)
+    comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())
+    text = comment + buffer.getvalue()
+    if isinstance(dest, str | os.PathLike):
+        Path(dest).write_text(text)
+    else:
+        dest.write(text)
+
+
+def _port_width(block: pyrtl.Block, name: str, kind: type[pyrtl.WireVector]) -> int:
+    """Bit width of the top-level port ``name``, which must be a ``kind`` (Input or Output)."""
+    wire = block.wirevector_by_name.get(name)
+    if not isinstance(wire, kind):
+        raise ValueError(f"the design has no top-level {kind.__name__} named {name!r}")
+    return wire.bitwidth
+
+
+def _hex_lines(words: Sequence[int], bits: int) -> str:
+    """``$readmemh`` text: one zero-padded hex word per line."""
+    digits = max(1, math.ceil(bits / 4))
+    return "".join(f"{word:0{digits}x}\n" for word in words)
+
+
+def _pack(fields: Sequence[tuple[int, int]]) -> int:
+    """Concatenate ``(value, width)`` fields, first field in the most significant bits."""
+    packed = 0
+    for value, width in fields:
+        if not 0 <= value < 1 << width:
+            raise ValueError(f"value {value} does not fit in {width} bits")
+        packed = packed << width | value
+    return packed
+
+
+def write_testbench(
+    directory: str | os.PathLike[str],
+    block: pyrtl.Block,
+    batches: Sequence[BatchStimulus],
+    *,
+    images: int,
+    ports: TestbenchPorts | None = None,
+    module_name: str = "pyrtlnet",
+    header: str = "",
+    max_cycles: int = 1_000_000,
+) -> TestbenchFiles:
+    """Export ``block`` and write a self-checking testbench for ``batches`` into ``directory``.
+
+    Every batch must have the same number of writes and of checks per read port (the
+    testbench loops over fixed-size slices of its ``.hex`` files). The testbench prints one
+    line per mismatch (the first :data:`MAX_REPORTED_MISMATCHES`) and always ends with::
+
+        RESULT PASS images=N batches=B mismatches=0 cycles=C batch_cycles_min=X batch_cycles_max=Y
+
+    (``FAIL`` if any check mismatched or a batch timed out), then ``$finish``. Compiled with the
+    macro ``VCD`` defined (Icarus ``-DVCD``, Verilator ``-DVCD --trace``) it dumps every signal
+    to ``waveform.vcd``.
+
+    :param directory: created if missing; existing files of the same names are replaced.
+    :param block: the design, with the ports named in ``ports``.
+    :param batches: the stimulus; at least one batch.
+    :param images: number of images the batches carry, only for the report line.
+    :param ports: the port names; default :class:`TestbenchPorts()`.
+    :param module_name: Verilog module name of the design.
+    :param header: comment text for the top of ``design.v`` (see :func:`export_verilog`).
+    :param max_cycles: a batch whose ``done`` has not risen after this many cycles fails the run.
+    :returns: the paths written.
+    """
+    ports = TestbenchPorts() if ports is None else ports
+    if not batches:
+        raise ValueError("a testbench needs at least one batch")
+    if max_cycles < 1:
+        raise ValueError(f"max_cycles must be a positive integer, not {max_cycles!r}")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+
+    inputs: dict[str, int] = {}
+    outputs: dict[str, int] = {}
+    for name in (ports.start, ports.write.enable):
+        inputs[name] = _port_width(block, name, pyrtl.Input)
+        if inputs[name] != 1:
+            raise ValueError(f"port {name!r} must be 1 bit wide, not {inputs[name]}")
+    outputs[ports.done] = _port_width(block, ports.done, pyrtl.Output)
+    if outputs[ports.done] != 1:
+        raise ValueError(f"port {ports.done!r} must be 1 bit wide, not {outputs[ports.done]}")
+    addr_bits = inputs[ports.write.addr] = _port_width(block, ports.write.addr, pyrtl.Input)
+    data_bits = inputs[ports.write.data] = _port_width(block, ports.write.data, pyrtl.Input)
+    read_bits: dict[str, tuple[int, int]] = {}
+    for key, port in ports.reads.items():
+        read_bits[key] = (
+            _port_width(block, port.addr, pyrtl.Input),
+            _port_width(block, port.data, pyrtl.Output),
+        )
+        inputs[port.addr], outputs[port.data] = read_bits[key]
+    extra = sorted(w.name for w in block.wirevector_subset(pyrtl.Input) if w.name not in inputs)
+    if extra:
+        raise ValueError(f"the design has Inputs the testbench does not drive: {', '.join(extra)}")
+
+    writes_per_batch = len(batches[0].writes)
+    checks_per_batch = {key: len(batches[0].checks.get(key, ())) for key in ports.reads}
+    write_words: list[int] = []
+    check_words: dict[str, list[int]] = {key: [] for key in ports.reads}
+    for index, batch in enumerate(batches):
+        if len(batch.writes) != writes_per_batch:
+            raise ValueError(
+                f"batch {index} has {len(batch.writes)} writes, batch 0 has {writes_per_batch}"
+            )
+        unknown = sorted(set(batch.checks) - set(ports.reads))
+        if unknown:
+            raise ValueError(f"batch {index} checks unknown read ports: {', '.join(unknown)}")
+        write_words += [_pack([(a, addr_bits), (d, data_bits)]) for a, d in batch.writes]
+        for key, (a_bits, d_bits) in read_bits.items():
+            checks = batch.checks.get(key, ())
+            if len(checks) != checks_per_batch[key]:
+                raise ValueError(
+                    f"batch {index} has {len(checks)} {key!r} checks, "
+                    f"batch 0 has {checks_per_batch[key]}"
+                )
+            check_words[key] += [
+                _pack([(a, a_bits), (w, d_bits), (m, d_bits)]) for a, w, m in checks
+            ]
+
+    files = TestbenchFiles(
+        directory=out,
+        design=out / DESIGN_FILE,
+        testbench=out / TESTBENCH_FILE,
+        images=images,
+        batches=len(batches),
+    )
+    export_verilog(block, files.design, module_name=module_name, header=header)
+    (out / WRITES_FILE).write_text(_hex_lines(write_words, addr_bits + data_bits))
+    for key, (a_bits, d_bits) in read_bits.items():
+        if checks_per_batch[key]:
+            words = _hex_lines(check_words[key], a_bits + 2 * d_bits)
+            (out / f"checks_{key}.hex").write_text(words)
+    files.testbench.write_text(
+        _testbench_text(
+            module_name=module_name,
+            ports=ports,
+            inputs=inputs,
+            outputs=outputs,
+            read_bits=read_bits,
+            batches=len(batches),
+            images=images,
+            writes_per_batch=writes_per_batch,
+            checks_per_batch=checks_per_batch,
+            max_cycles=max_cycles,
+        )
+    )
+    return files
+
+
+def _vsize(bits: int) -> str:
+    return f"[{bits - 1}:0] " if bits > 1 else ""
+
+
+def _testbench_text(
+    *,
+    module_name: str,
+    ports: TestbenchPorts,
+    inputs: Mapping[str, int],
+    outputs: Mapping[str, int],
+    read_bits: Mapping[str, tuple[int, int]],
+    batches: int,
+    images: int,
+    writes_per_batch: int,
+    checks_per_batch: Mapping[str, int],
+    max_cycles: int,
+) -> str:
+    """The testbench module's Verilog (Verilog-2005 plus delays: Icarus and Verilator 5)."""
+    w = ports.write
+    addr_bits, data_bits = inputs[w.addr], inputs[w.data]
+    lines = [
+        "// Self-checking testbench generated by pyrtlnet: drives the design only through its",
+        "// top-level ports, with stimulus and expected words from the .hex files beside it.",
+        "`timescale 1ns/1ps",
+        f"module {TESTBENCH_TOP};",
+        f"    localparam BATCHES = {batches};",
+        f"    localparam IMAGES = {images};",
+        f"    localparam WRITES = {writes_per_batch};",
+        f"    localparam MAX_CYCLES = {max_cycles};",
+        "",
+        "    reg clk = 1'b0;",
+        "    reg rst = 1'b1;",
+    ]
+    lines += [f"    reg {_vsize(bits)}{name} = 0;" for name, bits in inputs.items()]
+    lines += [f"    wire {_vsize(bits)}{name};" for name, bits in outputs.items()]
+    connections = ["clk", "rst", *inputs, *outputs]
+    lines += [
+        "",
+        f"    {module_name} dut(",
+        ",\n".join(f"        .{name}({name})" for name in connections),
+        "    );",
+        "",
+        "    always #5 clk = ~clk;",
+        "",
+        f"    reg [{addr_bits + data_bits - 1}:0] writes "
+        f"[0:{max(1, batches * writes_per_batch) - 1}];",
+    ]
+    # Read ports with nothing to check get neither a .hex file nor an array.
+    read_bits = {key: bits for key, bits in read_bits.items() if checks_per_batch[key]}
+    for key, (a_bits, d_bits) in read_bits.items():
+        size = batches * checks_per_batch[key]
+        lines += [
+            f"    reg [{a_bits + 2 * d_bits - 1}:0] checks_{key} [0:{size - 1}];",
+            f"    reg [{d_bits - 1}:0] expect_{key}, mask_{key};",
+        ]
+    lines += [
+        "    integer batch, i, waited, mismatches, timeouts, total_cycles, min_cycles, max_cycles;",
+        "",
+        "    initial begin",
+        "`ifdef VCD",
+        '        $dumpfile("waveform.vcd");',
+        f"        $dumpvars(0, {TESTBENCH_TOP});",
+        "`endif",
+        *([f'        $readmemh("{WRITES_FILE}", writes);'] if writes_per_batch else []),
+    ]
+    lines += [f'        $readmemh("checks_{key}.hex", checks_{key});' for key in read_bits]
+    lines += [
+        "        mismatches = 0;",
+        "        timeouts = 0;",
+        "        total_cycles = 0;",
+        "        min_cycles = MAX_CYCLES;",
+        "        max_cycles = 0;",
+        "        @(negedge clk);",
+        "        @(negedge clk);",
+        "        rst = 1'b0;",
+        "        for (batch = 0; batch < BATCHES; batch = batch + 1) begin",
+        "            for (i = 0; i < WRITES; i = i + 1) begin",
+        f"                {w.enable} = 1'b1;",
+        f"                {{{w.addr}, {w.data}}} = writes[batch * WRITES + i];",
+        "                @(negedge clk);",
+        "            end",
+        f"            {w.enable} = 1'b0;",
+        f"            {ports.start} = 1'b1;",
+        "            @(negedge clk);",
+        f"            {ports.start} = 1'b0;",
+        "            waited = 1;",
+        f"            while (!{ports.done} && waited < MAX_CYCLES) begin",
+        "                @(negedge clk);",
+        "                waited = waited + 1;",
+        "            end",
+        f"            if (!{ports.done}) begin",
+        "                timeouts = timeouts + 1;",
+        '                $display("TIMEOUT batch=%0d after %0d cycles", batch, waited);',
+        "                batch = BATCHES;",
+        "            end else begin",
+        "                total_cycles = total_cycles + waited;",
+        "                if (waited < min_cycles) min_cycles = waited;",
+        "                if (waited > max_cycles) max_cycles = waited;",
+    ]
+    for key in read_bits:
+        port, count = ports.reads[key], checks_per_batch[key]
+        lines += [
+            f"                for (i = 0; i < {count}; i = i + 1) begin",
+            f"                    {{{port.addr}, expect_{key}, mask_{key}}} = "
+            f"checks_{key}[batch * {count} + i];",
+            "                    #1;",
+            f"                    if (({port.data} & mask_{key}) !== (expect_{key} & mask_{key}))"
+            " begin",
+            "                        mismatches = mismatches + 1;",
+            f"                        if (mismatches <= {MAX_REPORTED_MISMATCHES})",
+            f'                            $display("MISMATCH batch=%0d port={key} addr=%0d '
+            f'got=%h expected=%h mask=%h", batch, {port.addr}, {port.data}, '
+            f"expect_{key}, mask_{key});",
+            "                    end",
+            "                end",
+        ]
+    lines += [
+        "            end",
+        "            @(negedge clk);",
+        "        end",
+        "        if (max_cycles == 0) min_cycles = 0;",
+        '        $display("RESULT %s images=%0d batches=%0d mismatches=%0d cycles=%0d '
+        'batch_cycles_min=%0d batch_cycles_max=%0d",',
+        '                 (mismatches == 0 && timeouts == 0) ? "PASS" : "FAIL", IMAGES, BATCHES,',
+        "                 mismatches, total_cycles, min_cycles, max_cycles);",
+        "        $finish;",
+        "    end",
+        "endmodule",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def inference_batches(accelerator: Accelerator, expected: Outputs) -> list[BatchStimulus]:
+    """Testbench stimulus for running ``expected.input`` through ``accelerator``'s design.
+
+    Images go in batches of ``accelerator.batch_size``; a short last batch is padded with zero
+    images, which are loaded but never checked. Every final-layer int8 output and every
+    prediction of every real image is checked.
+
+    :param accelerator: the built design (its word layouts come from its ``input_writes``,
+        ``output_words`` and ``prediction_words``).
+    :param expected: the golden values, e.g. :func:`qnn_ref.golden`: never PyRTL's own
+        simulation, so the testbench checks the design against an independent reference.
+    :returns: one stimulus per batch.
+    """
+    size = accelerator.batch_size
+    count = expected.input.shape[0]
+    if count == 0:
+        raise ValueError("the expected outputs hold no images")
+    writes, outs, preds = [], [], []
+    for begin in range(0, count, size):
+        images = expected.input[begin : begin + size]
+        padded = np.zeros((size, images.shape[1]), dtype=images.dtype)
+        padded[: len(images)] = images
+        writes.append(accelerator.input_writes(padded))
+        outs.append(accelerator.output_words(expected.layers[-1][begin : begin + size]))
+        preds.append(accelerator.prediction_words(expected.predictions[begin : begin + size]))
+    # A short last batch may have fewer words to check: pad with reads that cannot fail.
+    never = (0, 0, 0)
+    out_count, pred_count = len(outs[0]), len(preds[0])
+    return [
+        BatchStimulus(
+            writes=w,
+            checks={
+                "out": [*o, *[never] * (out_count - len(o))],
+                "pred": [*p, *[never] * (pred_count - len(p))],
+            },
+        )
+        for w, o, p in zip(writes, outs, preds, strict=True)
+    ]
+
+
+def write_inference_testbench(
+    directory: str | os.PathLike[str],
+    accelerator: Accelerator,
+    expected: Outputs,
+    *,
+    description: str = "",
+) -> TestbenchFiles:
+    """Write ``accelerator``'s design and a testbench checking it against ``expected``.
+
+    The design's header comment documents its ports and the cycle count of one batch.
+
+    :param directory: where ``design.v``, ``testbench.v`` and the ``.hex`` files go.
+    :param accelerator: the built design.
+    :param expected: golden values for the images to run (see :func:`inference_batches`).
+    :param description: a first header line, e.g. the model and configuration.
+    :returns: the paths written.
+    """
+    batches = inference_batches(accelerator, expected)
+    header = "\n".join([description, *_port_doc(accelerator)]).strip("\n")
+    return write_testbench(
+        directory,
+        accelerator.block,
+        batches,
+        images=expected.input.shape[0],
+        header=header,
+        max_cycles=4 * accelerator.cycles_per_batch + 16,
+    )
+
+
+def _port_doc(accelerator: Accelerator) -> list[str]:
+    """Header lines describing the top-level ports for readers of ``design.v``."""
+    ports = accelerator.block.wirevector_subset((pyrtl.Input, pyrtl.Output))
+    width = {w.name: w.bitwidth for w in ports}
+    size, lanes = accelerator.batch_size, accelerator.plan.lanes
+    k, n = accelerator.model.in_features, accelerator.model.num_classes
+    pad = " " * 28
+    return [
+        "",
+        f"Top-level ports: a batch of {size} image{'s' if size != 1 else ''} takes "
+        f"{accelerator.cycles_per_batch} cycles from start to done.",
+        f"Data words hold R = {lanes} int8 lane{'s' if lanes != 1 else ''}: "
+        "lane i in bits [8i, 8i+8) belongs to image mt*R + i of row tile mt.",
+        "  clk, rst                  clock; synchronous active-high reset (once, at power-up)",
+        f"  in_we, in_addr[{width['in_addr']}], in_data[{width['in_data']}]",
+        f"{pad}write port of the input memory: word mt*{k} + f holds input",
+        f"{pad}feature f of the R images of row tile mt",
+        "  start                     high for one cycle: run the batch held in the input memory",
+        "  done                      high for one cycle when every result below is readable",
+        f"  out_addr[{width['out_addr']}] -> out_data[{width['out_data']}]",
+        f"{pad}asynchronous read of the last layer's int8 outputs: word",
+        f"{pad}mt*{n} + c holds output c of the R images of row tile mt",
+        f"  pred_addr[{width['pred_addr']}] -> pred_data[{width['pred_data']}]",
+        f"{pad}asynchronous read of the predictions: word mt holds the R",
+        f"{pad}argmax indices of row tile mt, image i in the i-th lowest field",
+        "The design returns to idle after done and runs the next batch without a reset.",
+    ]

@@ -1,0 +1,325 @@
+"""Gate-level inference against qnn-ref's golden vectors, every layer, bit for bit.
+
+Golden values always come from LiteRT through :func:`qnn_ref.golden`, never from pyrtlnet.
+Every batch the accelerator runs also checks that ``done`` rises exactly
+``cycles_per_batch`` cycles after ``start`` (it raises :class:`pyrtlnet.DesignError` if not).
+"""
+
+import re
+
+import numpy as np
+import pyrtl
+import pytest
+
+import pyrtlnet
+import qnn_ref
+from qnn_ref import Model
+
+
+def _assert_matches_golden(result: pyrtlnet.InferenceResult, golden: qnn_ref.Golden) -> None:
+    np.testing.assert_array_equal(result.outputs.input, golden.input, strict=True)
+    assert len(result.outputs.layers) == len(golden.layers)
+    for ours, theirs in zip(result.outputs.layers, golden.layers, strict=True):
+        np.testing.assert_array_equal(ours, theirs, strict=True)
+    np.testing.assert_array_equal(result.predictions, golden.predictions, strict=True)
+
+
+def test_default_model_thousand_images_streamed(default_model: Model) -> None:
+    """1,000 test images, 125 batches streamed through one built CompiledSimulation."""
+    golden = qnn_ref.golden(default_model, start=0, count=1000)
+    accelerator = pyrtlnet.build(default_model, array=(8, 16), batch_size=8)
+    result = accelerator.run(golden.input)
+    _assert_matches_golden(result, golden)
+    assert result.batches == 125
+    assert result.cycles == 125 * accelerator.cycles_per_batch
+
+
+# (architecture, array, batch size, rounding, images): 1x1, arrays that divide neither the
+# layer sizes nor the batch, batch 1 and larger, a short last batch, every rounding mode.
+DEFAULT_CASES = [
+    ("shared", (1, 1), 1, "xnnpack", 12),
+    ("shared", (3, 5), 4, "builtin", 90),
+    ("shared", (2, 7), 3, "reference", 40),
+    ("shared", (4, 18), 16, "builtin", 150),
+    ("per-layer", None, 1, "reference", 60),
+    ("per-layer", None, 5, "xnnpack", 103),
+]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "array", "batch_size", "rounding", "count"), DEFAULT_CASES
+)
+def test_default_model_configurations(
+    default_model: Model,
+    architecture: str,
+    array: tuple[int, int] | None,
+    batch_size: int,
+    rounding: str,
+    count: int,
+) -> None:
+    start = 1000 + 100 * DEFAULT_CASES.index((architecture, array, batch_size, rounding, count))
+    golden = qnn_ref.golden(default_model, start=start, count=count, rounding=rounding)
+    accelerator = pyrtlnet.build(
+        default_model,
+        architecture=architecture,
+        array=array,
+        batch_size=batch_size,
+        rounding=rounding,
+    )
+    _assert_matches_golden(accelerator.run(golden.input), golden)
+
+
+def test_raw_images_are_quantized_like_every_backend(default_model: Model) -> None:
+    golden = qnn_ref.golden(default_model, start=2000, count=5)
+    images, _ = qnn_ref.load_mnist("test")
+    accelerator = pyrtlnet.build(default_model, array=(2, 9), batch_size=2)
+    _assert_matches_golden(accelerator.run(images[2000:2005]), golden)
+
+
+# (model, architecture, array, batch size, rounding): every trained model on the shared array,
+# some on per-layer arrays, every rounding mode.
+TRAINED_CASES = [
+    ("8x8-16", "shared", (1, 1), 1, "xnnpack"),
+    ("8x8-16", "per-layer", None, 2, "reference"),
+    ("16x16-20-12", "shared", (3, 8), 5, "builtin"),
+    ("16x16-20-12", "per-layer", None, 1, "xnnpack"),
+    ("10x10-9-7-5-11", "shared", (2, 4), 3, "reference"),
+    ("10x10-9-7-5-11", "shared", (6, 3), 6, "xnnpack"),
+    ("28x28-24", "shared", (4, 10), 4, "xnnpack"),
+    ("28x28-24", "per-layer", None, 3, "builtin"),
+]
+
+
+@pytest.mark.parametrize(("name", "architecture", "array", "batch_size", "rounding"), TRAINED_CASES)
+def test_trained_models(
+    trained_models: dict[str, Model],
+    name: str,
+    architecture: str,
+    array: tuple[int, int] | None,
+    batch_size: int,
+    rounding: str,
+) -> None:
+    model = trained_models[name]
+    golden = qnn_ref.golden(model, start=3000, count=30, rounding=rounding)
+    accelerator = pyrtlnet.build(
+        model, architecture=architecture, array=array, batch_size=batch_size, rounding=rounding
+    )
+    # run() also checks that done rises exactly cycles_per_batch cycles after every start.
+    assert accelerator.cycles_per_batch == _formula(model, architecture, array, batch_size)
+    _assert_matches_golden(accelerator.run(golden.input), golden)
+
+
+@pytest.mark.parametrize("rounding", ["xnnpack", "builtin", "reference"])
+def test_wide_accumulators(wide_model: Model, rounding: str) -> None:
+    """Accumulators beyond 2**24 (float32 inexact) and a 33-bit engine output, every path."""
+    golden = qnn_ref.golden(wide_model, start=0, count=40, rounding=rounding)
+    accelerator = pyrtlnet.build(wide_model, array=(3, 5), batch_size=6, rounding=rounding)
+    _assert_matches_golden(accelerator.run(golden.input), golden)
+    hidden = golden.layers[0]
+    assert np.mean((hidden > -20) & (hidden < 127)) > 0.25  # not everything is clamped
+
+
+def test_trained_models_have_the_promised_shapes(trained_models: dict[str, Model]) -> None:
+    shapes = {
+        name: (model.input_shape, [layer.units for layer in model.layers])
+        for name, model in trained_models.items()
+    }
+    assert shapes == {
+        "8x8-16": ((8, 8), [16, 10]),
+        "16x16-20-12": ((16, 16), [20, 12, 10]),
+        "10x10-9-7-5-11": ((10, 10), [9, 7, 5, 11, 10]),
+        "28x28-24": ((28, 28), [24, 10]),
+    }
+    per_channel = {name: model.layers[0].per_channel for name, model in trained_models.items()}
+    assert per_channel == {
+        "8x8-16": True,
+        "16x16-20-12": False,
+        "10x10-9-7-5-11": True,
+        "28x28-24": False,
+    }
+    assert trained_models["16x16-20-12"].float_input
+    assert not trained_models["16x16-20-12"].layers[1].relu
+
+
+def _port_level_run(
+    accelerator: pyrtlnet.Accelerator, batches: list[np.ndarray]
+) -> tuple[list[int], list[tuple[list[int], list[int]]]]:
+    """Drive the design only through its top-level ports, one cycle at a time, as a Verilog
+    testbench would: returns the cycles from start to done and the words read back."""
+    with pyrtl.set_working_block(accelerator.block):
+        sim = pyrtl.FastSimulation()
+    idle = {name: 0 for name in ("start", "in_we", "in_addr", "in_data", "out_addr", "pred_addr")}
+    cycles, words = [], []
+    for q in batches:
+        for address, word in accelerator.input_writes(q):
+            sim.step({**idle, "in_we": 1, "in_addr": address, "in_data": word})
+        sim.step({**idle, "start": 1})
+        count = 1
+        sim.step(idle)
+        while sim.inspect("done") == 0:
+            assert count < 10 * accelerator.cycles_per_batch, "done never rose"
+            sim.step(idle)
+            count += 1
+        cycles.append(count)
+        out_words, pred_words = [], []
+        for address, _, _ in accelerator.output_words(np.zeros((len(q), 10), np.int8)):
+            sim.step({**idle, "out_addr": address})
+            out_words.append(sim.inspect("out_data"))
+        for address, _, _ in accelerator.prediction_words(np.zeros(len(q), np.int64)):
+            sim.step({**idle, "pred_addr": address})
+            pred_words.append(sim.inspect("pred_data"))
+        words.append((out_words, pred_words))
+    return cycles, words
+
+
+@pytest.mark.parametrize(("architecture", "array"), [("shared", (3, 4)), ("per-layer", None)])
+def test_ports_handshake_and_cycle_formula(
+    default_model: Model, architecture: str, array: tuple[int, int] | None
+) -> None:
+    """done rises exactly cycles_per_batch cycles after start, every batch, with no reset; the
+    read ports give the last layer's outputs and the predictions in the documented layout."""
+    golden = qnn_ref.golden(default_model, start=500, count=7)
+    accelerator = pyrtlnet.build(
+        default_model, architecture=architecture, array=array, batch_size=3, simulator="fast"
+    )
+    batches = [golden.input[0:3], golden.input[3:6], golden.input[6:7]]
+    cycles, words = _port_level_run(accelerator, batches)
+    assert cycles == [accelerator.cycles_per_batch] * 3
+    for (out_words, pred_words), first in zip(words, (0, 3, 6), strict=True):
+        logits = golden.layers[-1][first : first + 3]
+        predictions = golden.predictions[first : first + 3]
+        for (_, word, mask), got in zip(accelerator.output_words(logits), out_words, strict=True):
+            assert got & mask == word & mask
+        for (_, word, mask), got in zip(
+            accelerator.prediction_words(predictions), pred_words, strict=True
+        ):
+            assert got & mask == word & mask
+
+
+def _formula(model: Model, architecture: str, array: tuple[int, int] | None, batch: int) -> int:
+    """The documented cycle formula, written out independently of pyrtl-linalg's model."""
+    shapes = [(layer.in_features, layer.units) for layer in model.layers]
+    if architecture == "per-layer":
+        return sum(1 + k + batch + n for k, n in shapes)
+    rows, cols = array
+    total = 1
+    for k, n in shapes:
+        tiles = -(-batch // rows) * -(-n // cols)
+        total += (tiles - 1) * max(k, rows, cols) + k + rows + cols
+    return total
+
+
+@pytest.mark.parametrize(
+    ("architecture", "array", "batch_size", "expected"),
+    [
+        ("shared", (1, 16), 1, 341),
+        ("shared", (1, 1), 1, 2 + 17 * 144 + 144 + 2 + 9 * 18 + 18 + 1),
+        ("shared", (16, 18), 16, 1 + 144 + 34 + 18 + 34),
+        ("per-layer", None, 1, (1 + 144 + 1 + 18) + (1 + 18 + 1 + 10)),
+        ("per-layer", None, 10, (1 + 144 + 10 + 18) + (1 + 18 + 10 + 10)),
+    ],
+)
+def test_cycle_formula(
+    default_model: Model,
+    architecture: str,
+    array: tuple[int, int] | None,
+    batch_size: int,
+    expected: int,
+) -> None:
+    plan = pyrtlnet.make_plan(
+        default_model, architecture=architecture, array=array, batch_size=batch_size
+    )
+    assert plan.cycles_per_batch == expected
+    assert _formula(default_model, architecture, array, batch_size) == expected
+
+
+def test_vcd(default_model: Model, tmp_path: pytest.TempPathFactory) -> None:
+    accelerator = pyrtlnet.build(default_model, array=(2, 8), simulator="fast", trace=True)
+    golden = qnn_ref.golden(default_model, start=9999, count=1)
+    _assert_matches_golden(accelerator.run(golden.input), golden)
+    path = tmp_path / "run.vcd"
+    accelerator.write_vcd(path)
+    text = path.read_text()
+    assert "$var wire 1" in text
+    assert " done " in text
+
+
+def test_plain_simulation(default_model: Model) -> None:
+    """The slowest simulator gives the same bits (and is why CompiledSimulation is default)."""
+    golden = qnn_ref.golden(default_model, start=7, count=1, rounding="builtin")
+    accelerator = pyrtlnet.build(default_model, simulator="simulation", rounding="builtin")
+    _assert_matches_golden(accelerator.run(golden.input), golden)
+    with pytest.raises(
+        ValueError, match=r"^build the accelerator with trace=True to write a waveform$"
+    ):
+        accelerator.write_vcd("never.vcd")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"simulator": "verilator"},
+            "simulator must be one of compiled, fast, simulation, not 'verilator'",
+        ),
+        (
+            {"trace": True},
+            "a waveform needs the fast or simulation simulator "
+            "(CompiledSimulation traces only top-level ports)",
+        ),
+    ],
+)
+def test_build_errors(default_model: Model, kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        pyrtlnet.build(default_model, **kwargs)
+
+
+def test_run_rejects_wrong_inputs(default_model: Model) -> None:
+    accelerator = pyrtlnet.build(default_model, array=(1, 4))
+    with pytest.raises(
+        ValueError,
+        match=r"^quantized inputs must be an int8 array of shape \[N, 144\] with N >= 1, "
+        r"not int16 of shape \[2, 144\]$",
+    ):
+        accelerator.run(np.zeros((2, 144), np.int16))
+    with pytest.raises(
+        ValueError,
+        match=r"^images must be a uint8 array of shape \[N, height, width\], not uint8 of "
+        r"shape \[144\]$",
+    ):
+        accelerator.run(np.zeros(144, np.uint8))
+    with pytest.raises(ValueError, match=r"^a batch holds at most 1 images, not 2$"):
+        accelerator.input_writes(np.zeros((2, 144), np.int8))
+
+
+def test_ties_follow_each_kernel_path(tmp_path) -> None:
+    """acc / 16 with exact ties: the three LiteRT paths round them three ways, and so must we.
+
+    LiteRT is the oracle: the reference path rounds ``double(acc) * scale`` half away from
+    zero (``-8 / 16`` gives -1, where a Q31 single rounding gives 0), XNNPACK rounds ties to
+    even, and the builtin path's double rounding takes ``7 / 16`` to 1.
+    """
+    from qnn_ref.testing import write_model
+
+    layer = qnn_ref.DenseLayer(
+        index=0,
+        weights=np.zeros((1, 6), np.int8),
+        bias=np.array([8, -8, 24, -24, 7, -7], np.int32),
+        input_scale=1.0,
+        input_zero_point=0,
+        weight_scales=np.full(6, 2.0**-4, np.float32),
+        per_channel=False,
+        output_scale=1.0,
+        output_zero_point=0,
+        relu=False,
+    )
+    model = qnn_ref.read_model(write_model(tmp_path / "ties.tflite", [layer]))
+    x = np.zeros((1, 1), np.float32)
+    seen = set()
+    for rounding in qnn_ref.ROUNDINGS:
+        litert = qnn_ref.run_litert(model, x, rounding=rounding)
+        accelerator = pyrtlnet.build(model, array=(1, 4), batch_size=1, rounding=rounding)
+        ours = accelerator.run(litert.input).outputs.layers[0]
+        np.testing.assert_array_equal(ours, litert.layers[0], strict=True)
+        seen.add(tuple(ours[0].tolist()))
+    assert len(seen) == 3  # the paths really differ here

@@ -1,0 +1,145 @@
+"""Verilog export and testbench generation, on a small hand-built design (no simulator needed)."""
+
+import re
+from pathlib import Path
+
+import pyrtl
+import pytest
+
+from pyrtlnet._verilog import (
+    BatchStimulus,
+    ReadPort,
+    TestbenchPorts,
+    export_verilog,
+    write_testbench,
+)
+
+
+def _echo_design(*, extra_input: bool = False, wide_start: bool = False) -> pyrtl.Block:
+    """A memory written through ``in_*``, copied to ``out`` memory one word per cycle on start."""
+    block = pyrtl.Block()
+    with pyrtl.set_working_block(block):
+        start = pyrtl.Input(2 if wide_start else 1, "start")
+        in_we, in_addr, in_data = (
+            pyrtl.Input(1, "in_we"),
+            pyrtl.Input(2, "in_addr"),
+            pyrtl.Input(12, "in_data"),
+        )
+        out_addr, pred_addr = pyrtl.Input(2, "out_addr"), pyrtl.Input(1, "pred_addr")
+        done = pyrtl.Output(1, "done")
+        out_data, pred_data = pyrtl.Output(12, "out_data"), pyrtl.Output(3, "pred_data")
+        if extra_input:
+            pyrtl.Input(1, "mode")
+        source = pyrtl.MemBlock(12, 2, name="source")
+        target = pyrtl.MemBlock(12, 2, name="target")
+        source[in_addr] <<= pyrtl.MemBlock.EnabledWrite(in_data, in_we)
+        busy, step = pyrtl.Register(1, "busy"), pyrtl.Register(2, "step")
+        target[step] <<= pyrtl.MemBlock.EnabledWrite(source[step], busy)
+        last = busy & (step == 3)
+        busy.next <<= pyrtl.select(start[0], 1, pyrtl.select(last, 0, busy))
+        step.next <<= pyrtl.select(busy, (step + 1)[0:2], 0)
+        finished = pyrtl.Register(1, "finished")
+        finished.next <<= last
+        done <<= finished
+        out_data <<= target[out_addr]
+        pred_data <<= source[pred_addr][0:3]
+    return block
+
+
+def _batches(count: int = 2) -> list[BatchStimulus]:
+    return [
+        BatchStimulus(
+            writes=[(a, (b * 4 + a) * 0x101) for a in range(4)],
+            checks={
+                "out": [(a, (b * 4 + a) * 0x101, 0xFFF) for a in range(4)],
+                "pred": [(1, (b * 4 + 1) & 7, 7)],
+            },
+        )
+        for b in range(count)
+    ]
+
+
+def test_export_keeps_port_names_and_header(tmp_path: Path) -> None:
+    path = tmp_path / "design.v"
+    export_verilog(_echo_design(), path, module_name="echo", header="line one\nline two")
+    text = path.read_text()
+    assert text.startswith("// line one\n// line two\n")
+    ports = re.search(r"module echo\(([^)]*)\);", text)
+    assert ports is not None
+    assert ports[1].split(", ") == [
+        "clk",
+        "rst",
+        "in_addr",
+        "in_data",
+        "in_we",
+        "out_addr",
+        "pred_addr",
+        "start",
+        "done",
+        "out_data",
+        "pred_data",
+    ]
+    assert "input[11:0] in_data;" in text
+
+
+def test_testbench_files_hold_packed_words(tmp_path: Path) -> None:
+    files = write_testbench(tmp_path / "tb", _echo_design(), _batches(), images=4)
+    assert files.batches == 2
+    assert files.images == 4
+    assert files.design.is_file()
+    # {addr (2 bits), data (12 bits)} -> 14 bits, 4 hex digits per line.
+    writes = (files.directory / "writes.hex").read_text().split()
+    assert writes[:2] == [f"{0 << 12 | 0:04x}", f"{1 << 12 | 0x101:04x}"]
+    assert len(writes) == 8
+    # {addr (1 bit), expected (3 bits), mask (3 bits)} -> 7 bits, 2 hex digits.
+    preds = (files.directory / "checks_pred.hex").read_text().split()
+    assert preds == [f"{1 << 6 | 1 << 3 | 7:02x}", f"{1 << 6 | 5 << 3 | 7:02x}"]
+    text = files.testbench.read_text()
+    assert "module testbench;" in text
+    assert "echo dut(" not in text
+    assert "pyrtlnet dut(" in text
+
+
+def test_custom_port_names(tmp_path: Path) -> None:
+    ports = TestbenchPorts(reads={"out": ReadPort("out_addr", "out_data")})
+    batches = [BatchStimulus(writes=[(0, 1)], checks={"out": [(0, 1, 0xFFF)]})]
+    with pytest.raises(
+        ValueError, match=r"^the design has Inputs the testbench does not drive: pred_addr$"
+    ):
+        write_testbench(tmp_path, _echo_design(), batches, images=1, ports=ports)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "batches", "message"),
+    [
+        (
+            {"extra_input": True},
+            _batches(),
+            r"^the design has Inputs the testbench does not drive: mode$",
+        ),
+        ({"wide_start": True}, _batches(), r"^port 'start' must be 1 bit wide, not 2$"),
+        ({}, [], r"^a testbench needs at least one batch$"),
+        (
+            {},
+            [*_batches(1), BatchStimulus(writes=[(0, 0)], checks={})],
+            r"^batch 1 has 1 writes, batch 0 has 4$",
+        ),
+        (
+            {},
+            [BatchStimulus(writes=[(0, 0)], checks={"logits": []})],
+            r"^batch 0 checks unknown read ports: logits$",
+        ),
+        ({}, [BatchStimulus(writes=[(4, 0)], checks={})], r"^value 4 does not fit in 2 bits$"),
+    ],
+)
+def test_bad_stimulus(
+    tmp_path: Path, kwargs: dict[str, bool], batches: list[BatchStimulus], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_testbench(tmp_path, _echo_design(**kwargs), batches, images=1)
+
+
+def test_missing_port(tmp_path: Path) -> None:
+    ports = TestbenchPorts(done="finished")
+    with pytest.raises(ValueError, match=r"^the design has no top-level Output named 'finished'$"):
+        write_testbench(tmp_path, _echo_design(), _batches(), images=1, ports=ports)
