@@ -141,10 +141,11 @@ def _plot(results: dict[str, dict[str, object]], front: set[str], path: Path) ->
         if key == "dsp48e1":
             axis.axhline(PYNQ_Z2.dsp48e1, color="grey", linestyle=":", linewidth=1)
             axis.text(
-                0.01,
+                0.99,
                 PYNQ_Z2.dsp48e1 * 1.05,
                 f"Zynq-7020: {PYNQ_Z2.dsp48e1} DSP48E1",
                 transform=axis.get_yaxis_transform(),
+                horizontalalignment="right",
                 fontsize=7,
                 color="grey",
             )

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 import pyrtlnet
-from pyrtlnet._synth import (
+from pyrtlnet import (
     PYNQ_Z2,
     Budget,
     FlowResult,
     SynthError,
     SynthReport,
     check_budget,
+    export_verilog,
     run_yosys,
 )
-from pyrtlnet._verilog import export_verilog
 from qnn_ref import Model
 
 needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys is not installed")

@@ -12,8 +12,13 @@ import pytest
 
 import pyrtlnet
 import qnn_ref
-from pyrtlnet._verilator import SimulationError, run_testbench, simulator_available
-from pyrtlnet._verilog import write_inference_testbench
+from pyrtlnet import (
+    SimulationError,
+    TestbenchFiles,
+    run_testbench,
+    simulator_available,
+    write_inference_testbench,
+)
 from qnn_ref import Model
 
 needs_verilator = pytest.mark.skipif(
@@ -26,7 +31,7 @@ needs_iverilog = pytest.mark.skipif(
 
 def _testbench(
     directory: Path, model: Model, *, start: int, count: int, **config: object
-) -> tuple[pyrtlnet.Accelerator, qnn_ref.Golden, object]:
+) -> tuple[pyrtlnet.Accelerator, qnn_ref.Golden, TestbenchFiles]:
     accelerator = pyrtlnet.build(model, simulator="simulation", **config)  # type: ignore[arg-type]
     expected = qnn_ref.golden(model, start=start, count=count, rounding=accelerator.plan.rounding)
     return accelerator, expected, write_inference_testbench(directory, accelerator, expected)

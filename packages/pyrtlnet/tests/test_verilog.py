@@ -6,7 +6,7 @@ from pathlib import Path
 import pyrtl
 import pytest
 
-from pyrtlnet._verilog import (
+from pyrtlnet import (
     BatchStimulus,
     ReadPort,
     TestbenchPorts,

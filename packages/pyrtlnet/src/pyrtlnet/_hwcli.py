@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from qnn_ref import ROUNDINGS, default_model_path, golden, read_model, terminal
+from qnn_ref import ROUNDINGS, Model, default_model_path, golden, read_model, terminal
 from qnn_ref.cli import (
     CommandError,
     UsageError,
@@ -29,7 +29,7 @@ from ._verilog import DESIGN_FILE, TestbenchFiles, export_verilog, write_inferen
 
 __all__ = ["BUDGETS", "add_design_arguments", "add_hardware_commands"]
 
-#: Named FPGA budgets for ``pyrtlnet synth --target`` (7-series figures from Xilinx DS190/DS181).
+#: Named FPGA budgets for ``pyrtlnet synth --target`` (Xilinx DS190 Zynq-7000 and DS180 7 series).
 BUDGETS: dict[str, Budget] = {
     "zynq-7020": PYNQ_Z2,
     "zynq-7010": Budget("Zynq-7010", luts=17_600, ffs=35_200, dsp48e1=80, bram36=60),
@@ -78,8 +78,15 @@ def add_design_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _plan(args: argparse.Namespace) -> Plan:
-    model = read_model(args.model)
+def plan_from_arguments(args: argparse.Namespace, model: Model | None = None) -> Plan:
+    """The hardware plan that the design options of :func:`add_design_arguments` ask for.
+
+    :param args: parsed options (``--model``, ``--architecture``, ``--array``, ...).
+    :param model: the model, if the caller has read ``args.model`` already.
+    :returns: the plan.
+    :raises UsageError: if the options describe no buildable design (one line, exit 2).
+    """
+    model = read_model(args.model) if model is None else model
     try:
         return make_plan(
             model,
@@ -113,7 +120,7 @@ def _describe(plan: Plan) -> str:
 def _write(args: argparse.Namespace, directory: Path) -> tuple[Plan, TestbenchFiles]:
     """Export the design and its testbench for the images ``args`` selects."""
     selection = select_images(args)
-    plan = _plan(args)
+    plan = plan_from_arguments(args)
     accelerator = Accelerator(plan, simulator="simulation")
     expected = golden(
         plan.model,
@@ -185,7 +192,7 @@ def _verilate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _synth(args: argparse.Namespace, out: TextIO) -> int:
-    plan = _plan(args)
+    plan = plan_from_arguments(args)
     budget = BUDGETS[args.target]
     accelerator = Accelerator(plan, simulator="simulation")
     with tempfile.TemporaryDirectory(prefix="pyrtlnet-") as scratch:

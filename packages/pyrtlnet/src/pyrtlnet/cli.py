@@ -33,9 +33,9 @@ from qnn_ref.cli import (
 )
 
 from ._accelerator import Accelerator, InferenceResult
-from ._hwcli import add_design_arguments, add_hardware_commands
+from ._hwcli import add_design_arguments, add_hardware_commands, plan_from_arguments
 from ._parallel import default_jobs, run_parallel
-from ._plan import Plan, make_plan
+from ._plan import Plan
 
 __all__ = ["main"]
 
@@ -85,16 +85,7 @@ def _infer(args: argparse.Namespace, out: TextIO) -> int:
             "--vcd needs --simulator fast or simulation (CompiledSimulation records only the "
             "top-level ports)"
         )
-    try:
-        plan = make_plan(
-            model,
-            architecture=args.architecture,
-            array=args.array,
-            batch_size=args.batch_size or 1,
-            rounding=args.rounding,
-        )
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    plan = plan_from_arguments(args, model)
     x = preprocess(selection.images, model.input_shape)
     q = quantize_input(model, x, rounding=plan.rounding)
     many = len(q) > 1
