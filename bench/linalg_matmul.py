@@ -20,11 +20,8 @@ import numpy as np
 import pyrtl
 
 from pyrtl_linalg import (
-    MatmulJob,
+    build_matmul,
     make_simulation,
-    make_tiled_matmul,
-    pack_a,
-    pack_b,
     tiled_matmul_cycles,
     unpack_a,
 )
@@ -70,41 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build(a: np.ndarray, b: np.ndarray, rows: int, cols: int):
-    """The engine with ROM operands and a result memory, in a fresh block."""
-    (m, k), n = a.shape, b.shape[1]
-    block = pyrtl.Block()
-    with pyrtl.set_working_block(block, no_sanity_check=True):
-        a_words, b_words = pack_a(a, rows=rows), pack_b(b, cols=cols)
-        a_rom = pyrtl.RomBlock(
-            rows * 8,
-            max(1, (len(a_words) - 1).bit_length()),
-            a_words,
-            name="a",
-            pad_with_zeros=True,
-        )
-        b_rom = pyrtl.RomBlock(
-            cols * 8,
-            max(1, (len(b_words) - 1).bit_length()),
-            b_words,
-            name="b",
-            pad_with_zeros=True,
-        )
-        engine = make_tiled_matmul(
-            [MatmulJob(m, k, n, a_rom, b_rom)], pyrtl.Input(1, "start"), rows=rows, cols=cols
-        )
-        result = pyrtl.MemBlock(
-            rows * engine.value_bits,
-            max(1, (math.ceil(m / rows) * n - 1).bit_length()),
-            name="result",
-            asynchronous=True,
-        )
-        address = (engine.m_tile * n + engine.column)[: result.addrwidth]
-        result[address] <<= pyrtl.MemBlock.EnabledWrite(
-            pyrtl.concat_list(list(engine.values)), engine.valid
-        )
+    """pyrtl-linalg's one-job multiplier, plus a ``done`` Output to watch."""
+    design = build_matmul(a, b, rows=rows, cols=cols)
+    with pyrtl.set_working_block(design.block, no_sanity_check=True):
         done = pyrtl.Output(1, "done")
-        done <<= engine.done
-    return block, result, done, engine.value_bits
+        done <<= design.engine.done
+    return design.block, design.result, done, design.engine.value_bits
 
 
 def runs(cycles: int, at_least: int, idle: dict[str, int]) -> list[dict[str, int]]:

@@ -13,18 +13,20 @@ from ._requant import (
     requant_word_bits,
     unpack_requant_constants,
 )
-from ._simulate import SIMULATORS, make_simulation, simulate_matmul
+from ._simulate import SIMULATORS, MatmulDesign, build_matmul, make_simulation, simulate_matmul
 from ._systolic import accumulator_bits, make_systolic_array
 from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
 
 __all__ = [
     "REQUANT_METHODS",
     "SIMULATORS",
+    "MatmulDesign",
     "MatmulJob",
     "TileSlot",
     "TiledMatmul",
     "WireMatrix2D",
     "accumulator_bits",
+    "build_matmul",
     "float32_scale_fields",
     "float64_scale_fields",
     "make_add",

@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pyrtl
 
 from ._cycles import tiled_matmul_cycles
-from ._tiled import MatmulJob, make_tiled_matmul, pack_a, pack_b, unpack_a
+from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
 
-__all__ = ["SIMULATORS", "make_simulation", "simulate_matmul"]
+__all__ = ["SIMULATORS", "MatmulDesign", "build_matmul", "make_simulation", "simulate_matmul"]
 
 SimulatorName = Literal["compiled", "fast", "simulation"]
 #: PyRTL's simulators by the names this package uses, fastest first.
@@ -88,6 +89,101 @@ def _check_matrix(name: str, value: object, bits: int) -> np.ndarray:
     return value
 
 
+@dataclass(frozen=True)
+class MatmulDesign:
+    """A one-job tiled multiplier in its own block: operands in ROMs, results in a memory.
+
+    :param block: the block holding the design (the working block is left alone).
+    :param engine: the :class:`~pyrtl_linalg.TiledMatmul`; its ``start`` is an Input named
+        ``"start"``.
+    :param result: the asynchronous memory the result stream is written to, in the A layout
+        of :func:`~pyrtl_linalg.pack_a` with ``k = n`` (read it with
+        :func:`~pyrtl_linalg.unpack_a` and ``bits=engine.value_bits``).
+    """
+
+    block: pyrtl.Block
+    engine: TiledMatmul
+    result: pyrtl.MemBlock
+
+
+def build_matmul(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    rows: int,
+    cols: int,
+    a_zero_point: int = 0,
+    bias: np.ndarray | None = None,
+    bits: int = 8,
+) -> MatmulDesign:
+    """Build the hardware of ``(a - a_zero_point) @ b + bias`` on a ``rows x cols`` array.
+
+    The design :func:`simulate_matmul` simulates, for callers that want to drive or time it
+    themselves. Arguments are checked as :func:`simulate_matmul` checks them.
+
+    :returns: the block, the engine and the result memory.
+    """
+    for name, value in (("rows", rows), ("cols", cols), ("bits", bits)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    a = _check_matrix("a", a, bits)
+    b = _check_matrix("b", b, bits)
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"a has {a.shape[1]} columns but b has {b.shape[0]} rows (shapes {a.shape} and "
+            f"{b.shape})"
+        )
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(a_zero_point, bool) or not isinstance(a_zero_point, int | np.integer):
+        raise ValueError(f"a_zero_point must be an integer, not {a_zero_point!r}")
+    if not low <= a_zero_point <= high:
+        raise ValueError(f"a_zero_point must be in [{low}, {high}], not {a_zero_point}")
+    (m, k), n = a.shape, b.shape[1]
+    if bias is not None:
+        if not isinstance(bias, np.ndarray) or not np.issubdtype(bias.dtype, np.integer):
+            raise ValueError("bias must be a NumPy array of integers or None")
+        if bias.shape != (n,):
+            raise ValueError(f"bias must have shape ({n},) to match b, not {bias.shape}")
+
+    block = pyrtl.Block()
+    with pyrtl.set_working_block(block, no_sanity_check=True):
+        a_words = pack_a(a, rows=rows, bits=bits)
+        b_words = pack_b(b, cols=cols, bits=bits)
+        a_rom = pyrtl.RomBlock(
+            rows * bits,
+            max(1, (len(a_words) - 1).bit_length()),
+            a_words,
+            name="a",
+            pad_with_zeros=True,
+        )
+        b_rom = pyrtl.RomBlock(
+            cols * bits,
+            max(1, (len(b_words) - 1).bit_length()),
+            b_words,
+            name="b",
+            pad_with_zeros=True,
+        )
+        start = pyrtl.Input(1, "start")
+        engine = make_tiled_matmul(
+            [MatmulJob(m, k, n, a_rom, b_rom, a_zero_point=int(a_zero_point), bias=bias)],
+            start,
+            rows=rows,
+            cols=cols,
+            bits=bits,
+        )
+        result_mem = pyrtl.MemBlock(
+            rows * engine.value_bits,
+            max(1, (math.ceil(m / rows) * n - 1).bit_length()),
+            name="result",
+            asynchronous=True,
+        )
+        address = (engine.m_tile * n + engine.column)[: result_mem.addrwidth]
+        result_mem[address] <<= pyrtl.MemBlock.EnabledWrite(
+            pyrtl.concat_list(list(engine.values)), engine.valid
+        )
+    return MatmulDesign(block, engine, result_mem)
+
+
 def simulate_matmul(
     a: np.ndarray,
     b: np.ndarray,
@@ -127,69 +223,16 @@ def simulate_matmul(
         more than 63 bits), and the cycles from ``start`` to ``done``
         (equal to :func:`~pyrtl_linalg.tiled_matmul_cycles`).
     """
-    for name, value in (("rows", rows), ("cols", cols), ("bits", bits)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    a = _check_matrix("a", a, bits)
-    b = _check_matrix("b", b, bits)
-    if a.shape[1] != b.shape[0]:
-        raise ValueError(
-            f"a has {a.shape[1]} columns but b has {b.shape[0]} rows (shapes {a.shape} and "
-            f"{b.shape})"
-        )
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if isinstance(a_zero_point, bool) or not isinstance(a_zero_point, int | np.integer):
-        raise ValueError(f"a_zero_point must be an integer, not {a_zero_point!r}")
-    if not low <= a_zero_point <= high:
-        raise ValueError(f"a_zero_point must be in [{low}, {high}], not {a_zero_point}")
-    (m, k), n = a.shape, b.shape[1]
-    if bias is not None:
-        if not isinstance(bias, np.ndarray) or not np.issubdtype(bias.dtype, np.integer):
-            raise ValueError("bias must be a NumPy array of integers or None")
-        if bias.shape != (n,):
-            raise ValueError(f"bias must have shape ({n},) to match b, not {bias.shape}")
     if simulator is not None and simulator not in SIMULATORS:
         raise ValueError(
             f"simulator must be one of {', '.join(SIMULATORS)} or None, not {simulator!r}"
         )
-
-    block = pyrtl.Block()
+    design = build_matmul(
+        a, b, rows=rows, cols=cols, a_zero_point=a_zero_point, bias=bias, bits=bits
+    )
+    block, engine, result_mem = design.block, design.engine, design.result
+    (m, k), n = np.shape(a), np.shape(b)[1]
     with pyrtl.set_working_block(block, no_sanity_check=True):
-        a_words = pack_a(a, rows=rows, bits=bits)
-        b_words = pack_b(b, cols=cols, bits=bits)
-        a_rom = pyrtl.RomBlock(
-            rows * bits,
-            max(1, (len(a_words) - 1).bit_length()),
-            a_words,
-            name="a",
-            pad_with_zeros=True,
-        )
-        b_rom = pyrtl.RomBlock(
-            cols * bits,
-            max(1, (len(b_words) - 1).bit_length()),
-            b_words,
-            name="b",
-            pad_with_zeros=True,
-        )
-        start = pyrtl.Input(1, "start")
-        engine = make_tiled_matmul(
-            [MatmulJob(m, k, n, a_rom, b_rom, a_zero_point=int(a_zero_point), bias=bias)],
-            start,
-            rows=rows,
-            cols=cols,
-            bits=bits,
-        )
-        width = engine.value_bits
-        result_mem = pyrtl.MemBlock(
-            rows * width,
-            max(1, (math.ceil(m / rows) * n - 1).bit_length()),
-            name="result",
-            asynchronous=True,
-        )
-        address = (engine.m_tile * n + engine.column)[: result_mem.addrwidth]
-        result_mem[address] <<= pyrtl.MemBlock.EnabledWrite(
-            pyrtl.concat_list(list(engine.values)), engine.valid
-        )
         # `cycles` counts from start until done and then holds, so it can be read at leisure.
         seen = pyrtl.Register(1, "done_seen")
         seen.next <<= seen | engine.done
