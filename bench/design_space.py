@@ -17,10 +17,12 @@ Writes ``docs/pyrtlnet/design_space.csv`` (the table the docs' hardware page sho
 figures as JSON beside it, and ``docs/pyrtlnet/design_space.png`` when matplotlib is installed
 (``pip install 'pyrtlnet[plot]'``).
 
-Usage: ``hatch run python bench/design_space.py [--only NAME ...] [--fresh]``. yosys takes from
-about a minute (1x1) to most of an hour (the largest arrays) per configuration on a busy 2-core
-machine, so every result is saved to the JSON file as soon as it is measured and a rerun skips
-the configurations already there (``--fresh`` starts over).
+Usage: ``hatch run python bench/design_space.py [--only NAME ...] [--flows LIST] [--fresh]``.
+yosys takes from about a minute (1x1) to most of an hour (the largest arrays) per configuration
+on a busy 2-core machine, so every flow's result is saved to the JSON file as soon as it is
+measured and a rerun skips what is already there (``--fresh`` starts over). ``synth_xilinx``
+runs first for every configuration, then the slower generic ``synth`` (``--flows
+synth_xilinx`` skips it; the generic-cell column is then empty).
 """
 
 import argparse
@@ -30,10 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyrtlnet
 import qnn_ref
-from pyrtlnet._synth import PYNQ_Z2, check_budget, run_yosys
-from pyrtlnet._verilog import export_verilog
+from pyrtlnet import PYNQ_Z2, build_design, check_budget, export_verilog, make_plan, run_yosys
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "pyrtlnet"
 
@@ -69,29 +69,41 @@ COLUMNS = [
 ]
 
 
-def _measure(model: qnn_ref.Model, architecture: str, array, batch: int) -> dict[str, object]:
+def _measure(
+    model: qnn_ref.Model, architecture: str, array, batch: int, flows: tuple[str, ...]
+) -> dict[str, object]:
+    """The figures of one configuration from the yosys ``flows`` (``synth`` gives the
+    generic cells, ``synth_xilinx`` everything else but the cycles)."""
     began = time.perf_counter()
-    accelerator = pyrtlnet.build(
-        model, architecture=architecture, array=array, batch_size=batch, simulator="simulation"
+    design = build_design(
+        make_plan(model, architecture=architecture, array=array, batch_size=batch)
     )
     with tempfile.TemporaryDirectory() as scratch:
         verilog = Path(scratch) / "design.v"
-        export_verilog(accelerator.block, verilog)
-        report = run_yosys(verilog, flows=("synth", "synth_xilinx"))
-    xilinx = report.xilinx
-    assert xilinx is not None
-    return {
-        "cycles_per_batch": accelerator.cycles_per_batch,
-        "cycles_per_image": accelerator.cycles_per_batch / batch,
-        "luts": xilinx["luts"],
-        "ffs": xilinx["ffs"],
-        "dsp48e1": xilinx["dsp48e1"],
-        "bram36": xilinx["bram36"],
-        "generic_cells": report.generic_cells,
-        "arrival_ps": xilinx["arrival_ps"],
-        "fits": check_budget(report, PYNQ_Z2).fits,
-        "seconds": round(time.perf_counter() - began, 1),
+        export_verilog(design, verilog)
+        report = run_yosys(verilog, flows=flows)
+    figures: dict[str, object] = {
+        "cycles_per_batch": design.cycles_per_batch,
+        "cycles_per_image": design.cycles_per_batch / batch,
     }
+    if report.generic_cells is not None:
+        figures["generic_cells"] = report.generic_cells
+    xilinx = report.xilinx
+    if xilinx is not None:
+        figures |= {
+            "luts": xilinx["luts"],
+            "ffs": xilinx["ffs"],
+            "dsp48e1": xilinx["dsp48e1"],
+            "bram36": xilinx["bram36"],
+            "arrival_ps": xilinx["arrival_ps"],
+            "fits": check_budget(report, PYNQ_Z2).fits,
+        }
+    figures[f"seconds_{'_'.join(flows)}"] = round(time.perf_counter() - began, 1)
+    return figures
+
+
+#: The result key each flow provides, to tell which flows a saved result still lacks.
+_FLOW_KEYS = {"synth": "generic_cells", "synth_xilinx": "luts"}
 
 
 def _pareto(results: dict[str, dict[str, object]]) -> set[str]:
@@ -109,6 +121,53 @@ def _pareto(results: dict[str, dict[str, object]]) -> set[str]:
     return front
 
 
+#: Where a point's label may go, in points from the point, tried in this order.
+_LABEL_OFFSETS = [(dx, dy) for dy in (2, -18, 14, -30, 26, -42) for dx in (4, -4)]
+
+
+def _overlap(box, others: list[tuple[float, float, float, float]]) -> float:
+    return sum(
+        max(0.0, min(box.x1, x1) - max(box.x0, x0)) * max(0.0, min(box.y1, y1) - max(box.y0, y0))
+        for x0, y0, x1, y1 in others
+    )
+
+
+def _place_labels(figure, axis, labels: list[tuple[str, float, float]]) -> None:
+    """Annotate each point at the first offset where its label covers no label already placed
+    and no point (or, failing that, where it covers least), so that labels stay readable."""
+    renderer = figure.canvas.get_renderer()
+    points = [axis.transData.transform((x, y)) for _, x, y in labels]
+    boxes = [(px - 4, py - 4, px + 4, py + 4) for px, py in points]
+    for text, x, y in labels:
+        best = None
+        for dx, dy in _LABEL_OFFSETS:
+            note = axis.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=7,
+                horizontalalignment="left" if dx > 0 else "right",
+            )
+            box = note.get_window_extent(renderer)
+            cost = _overlap(box, boxes)
+            note.remove()
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, box)
+            if cost == 0:
+                break
+        _, dx, dy, box = best
+        axis.annotate(
+            text,
+            (x, y),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=7,
+            horizontalalignment="left" if dx > 0 else "right",
+        )
+        boxes.append((box.x0, box.y0, box.x1, box.y1))
+
+
 def _plot(results: dict[str, dict[str, object]], front: set[str], path: Path) -> bool:
     try:
         import matplotlib
@@ -118,7 +177,9 @@ def _plot(results: dict[str, dict[str, object]], front: set[str], path: Path) ->
     except ImportError:
         return False
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    annotations = []
     for axis, key, label in ((axes[0], "luts", "LUTs"), (axes[1], "dsp48e1", "DSP48E1")):
+        labels = []
         for name, r in results.items():
             on_front = name in front
             axis.scatter(
@@ -127,17 +188,9 @@ def _plot(results: dict[str, dict[str, object]], front: set[str], path: Path) ->
                 marker="o" if on_front else "x",
                 color="C0" if r["batch"] == 1 else "C1",
             )
-            axis.annotate(
-                name.replace(", ", "\n"),
-                (r["cycles_per_image"], r[key]),
-                xytext=(4, -8 if r["batch"] == 16 else 2),
-                textcoords="offset points",
-                fontsize=7,
-            )
+            labels.append((name.replace(", ", "\n"), r["cycles_per_image"], r[key]))
         axis.scatter(BASELINE["cycles_per_image"], BASELINE[key], marker="*", s=120, color="C3")
-        axis.annotate(
-            "original pyrtlnet", (BASELINE["cycles_per_image"], BASELINE[key]), fontsize=7
-        )
+        labels.append(("original\npyrtlnet", BASELINE["cycles_per_image"], BASELINE[key]))
         if key == "dsp48e1":
             axis.axhline(PYNQ_Z2.dsp48e1, color="grey", linestyle=":", linewidth=1)
             axis.text(
@@ -151,14 +204,18 @@ def _plot(results: dict[str, dict[str, object]], front: set[str], path: Path) ->
             )
         axis.set_xscale("log")
         axis.set_yscale("log")
+        axis.margins(x=0.2, y=0.1)  # room for the labels of the outermost points
         axis.set_xlabel("cycles per image (log)")
         axis.set_ylabel(f"{label} (synth_xilinx, log)")
         axis.grid(True, which="both", linewidth=0.3)
+        annotations.append((axis, labels))
     figure.suptitle(
         "pyrtlnet design space, 144-18-10 model: blue batch 1, orange batch 16, "
         "o Pareto front, x dominated"
     )
     figure.tight_layout()
+    for axis, labels in annotations:  # once the layout is final, so pixels stay where they are
+        _place_labels(figure, axis, labels)
     figure.savefig(path, dpi=110)
     return True
 
@@ -168,26 +225,36 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=list(CONFIGS), help="configurations to run")
     parser.add_argument("--output", type=Path, default=DOCS, help="directory for csv/json/png")
     parser.add_argument("--fresh", action="store_true", help="ignore earlier results")
+    parser.add_argument(
+        "--flows",
+        default="synth_xilinx,synth",
+        help="yosys flows to run where a saved result lacks them, in this order "
+        "(default %(default)s; synth gives only the generic-cell column and takes longest)",
+    )
     args = parser.parse_args()
+    flows = tuple(args.flows.split(","))
+    unknown = sorted(set(flows) - set(_FLOW_KEYS))
+    if unknown:
+        parser.error(f"--flows: unknown flow {unknown[0]!r}; choose from {', '.join(_FLOW_KEYS)}")
     model = qnn_ref.read_model(qnn_ref.default_model_path())
     args.output.mkdir(parents=True, exist_ok=True)
     saved = args.output / "design_space.json"
     results: dict[str, dict[str, object]] = {}
     if saved.exists() and not args.fresh:
         results = {n: r for n, r in json.loads(saved.read_text()).items() if n in CONFIGS}
-    for name in args.only or CONFIGS:
-        architecture, array, batch = CONFIGS[name]
-        if name in results:
-            continue
-        results[name] = {"batch": batch, **_measure(model, architecture, array, batch)}
-        saved.write_text(json.dumps(results, indent=2) + "\n")
-        r = results[name]
-        print(
-            f"{name:20} {r['cycles_per_image']:8.1f} cycles/image  {r['luts']:>7,} LUTs  "
-            f"{r['ffs']:>7,} FFs  {r['dsp48e1']:>4} DSP  {r['generic_cells']:>8,} cells  "
-            f"({r['seconds']} s)",
-            flush=True,
-        )
+    # One flow at a time over every configuration, so the fast synth_xilinx figures are all
+    # in before the slow generic synth starts.
+    for flow in flows:
+        for name in args.only or CONFIGS:
+            architecture, array, batch = CONFIGS[name]
+            if _FLOW_KEYS[flow] in results.get(name, {}):
+                continue
+            measured = _measure(model, architecture, array, batch, (flow,))
+            results[name] = results.get(name, {"batch": batch}) | measured
+            saved.write_text(json.dumps(results, indent=2) + "\n")
+            shown = ", ".join(f"{k} {v}" for k, v in measured.items())
+            print(f"{name:20} {flow}: {shown}", flush=True)
+    results = {n: r for n, r in results.items() if "luts" in r}
     front = _pareto(results)
     rows = [
         [
@@ -198,7 +265,7 @@ def main() -> None:
             f"{r['ffs']:,}",
             r["dsp48e1"],
             f"{r['bram36']:g}",
-            f"{r['generic_cells']:,}",
+            f"{r['generic_cells']:,}" if "generic_cells" in r else "",
             "yes" if r["fits"] else "no",
             "yes" if name in front else "",
         ]

@@ -1,54 +1,55 @@
-"""Gate-level inference speed: images/s of the simulated pyrtlnet hardware, and the 10k run.
+"""Gate-level inference speed: PyRTL's simulation beside Verilator's, on the same design.
 
-For several architectures, array sizes and batch sizes this builds the hardware for the shipped
-model once (build time reported separately), streams MNIST test images through its simulation,
-and reports images/s, cycles per batch and per image, and the number of images whose int8
-outputs differ from qnn-ref's LiteRT golden vectors in any layer (must be 0). Then it runs all
-10,000 test images with ``--jobs`` worker processes and reports the wall time.
+1. **PyRTL vs Verilator** (batch 1 and 16, the default design of each): the design is built
+   once; PyRTL's CompiledSimulation (through :class:`pyrtl_linalg.BatchDriver`) and a Verilated
+   self-checking testbench of the *same* design run the *same* test images, alternately,
+   ``--repeats`` times. Printed: build time of each (apart from the rates), the median images/s
+   of each, the median of the per-repeat ratios PyRTL / Verilator (a pair runs back to back, so
+   the ratio is steadier than either rate on a shared machine), the median design cycles/s (from
+   ``start`` to ``done``, as both count them), and mismatches: images whose int8 outputs differ
+   from LiteRT's in any layer (PyRTL), mismatched words of the testbench (Verilator). Every
+   mismatch count must be 0.
+2. **Other designs** (``--configs``): images/s and cycles/s of several architectures and
+   arrays, PyRTL only, each checked against LiteRT.
+3. **Worker processes** (``--jobs``): the images four times over through ``run_parallel`` with
+   1 and with ``--jobs`` workers; images/s of the wall time, which includes starting the
+   workers and their builds (each builds its own simulation; the longest build is printed).
 
-Baseline: the original pyrtlnet simulated about 1.5 images/s at batch 1 and 1.2 images/s at
-batch 10 on this machine (recorded figures; it cannot run here). Targets: at least 100x that at
-equal batch size in one process, and the 10,000 images bit-exact in under 2 minutes on 2 cores.
+Baseline: the original pyrtlnet simulated about 1.5 images/s at batch 1 (recorded; it cannot run
+here). Goals: at batch 1 at least 3,000 images/s, at batch 16 at least 10,000, and PyRTL at
+least half of Verilator's images/s at both.
 
-Usage: ``hatch run python bench/gate_level.py [--images N] [--jobs N] [--skip-10k]``
+Usage: ``hatch run python bench/gate_level.py [--images N] [--repeats R] [--configs]
+[--jobs N]``
 """
 
 import argparse
+import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 import pyrtlnet
 import qnn_ref
 
-#: Recorded images/s of the original pyrtlnet by batch size.
-BASELINE = {1: 1.5, 10: 1.2}
-
-#: (architecture, array, batch size, simulator) of each configuration measured.
+#: (architecture, array, batch size, simulator) of each configuration of ``--configs``.
 CONFIGS = [
     ("shared", (1, 16), 1, "compiled"),
-    ("shared", (1, 18), 1, "compiled"),
     ("shared", (4, 8), 1, "compiled"),
     ("per-layer", None, 1, "compiled"),
     ("shared", (1, 16), 1, "fast"),
-    ("shared", (10, 18), 10, "compiled"),
-    ("per-layer", None, 10, "compiled"),
     ("shared", (16, 18), 16, "compiled"),
-    ("shared", (16, 18), 64, "compiled"),
-]
-
-#: Configurations of the 10,000-image runs: the CLI's default (batch 1 on a 1x16 array), and
-#: a batched one whose simulator builds quickly.
-FULL_RUNS = [
-    {"architecture": "shared", "array": (1, 16), "batch_size": 1},
-    {"architecture": "shared", "array": (8, 10), "batch_size": 32},
+    ("shared", (8, 10), 32, "compiled"),
 ]
 
 
 def _differing_images(outputs: qnn_ref.Outputs, golden: qnn_ref.Outputs) -> int:
-    differ = outputs.predictions != golden.predictions
+    count = len(outputs.predictions)
+    differ = outputs.predictions != golden.predictions[:count]
     for ours, theirs in zip(outputs.layers, golden.layers, strict=True):
-        differ |= (ours != theirs).any(1)
+        differ |= (ours != theirs[:count]).any(1)
     return int(differ.sum())
 
 
@@ -56,49 +57,89 @@ def _row(values: list[str], widths: list[int]) -> str:
     return "  ".join(v.rjust(w) for v, w in zip(values, widths, strict=True))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1000, help="images per configuration")
-    parser.add_argument("--jobs", type=int, default=pyrtlnet.default_jobs())
-    parser.add_argument("--skip-10k", action="store_true", help="skip the 10,000-image run")
-    args = parser.parse_args()
-
-    model = qnn_ref.read_model(qnn_ref.default_model_path())
-    golden = qnn_ref.golden(model, start=0, count=10_000)
-    headers = [
-        "architecture",
-        "array",
-        "batch",
-        "simulator",
-        "build s",
-        "images",
-        "images/s",
-        "cycles/batch",
-        "cycles/image",
-        "mismatches",
-        "x baseline",
-    ]
-    widths = [12, 11, 5, 9, 7, 6, 8, 12, 12, 10, 10]
+def _table(headers: list[str], widths: list[int]) -> None:
     print(_row(headers, widths))
+    print(_row(["-" * w for w in widths], widths))
+
+
+def side_by_side(model: qnn_ref.Model, golden: qnn_ref.Outputs, repeats: int) -> None:
+    """Section 1: PyRTL and Verilator on the same design and images, alternately."""
+    headers = [
+        "batch",
+        "array",
+        "PyRTL build s",
+        "Verilator build s",
+        "PyRTL img/s",
+        "Verilator img/s",
+        "ratio",
+        "PyRTL Mcyc/s",
+        "Verilator Mcyc/s",
+        "mismatches",
+    ]
+    widths = [5, 5, 13, 17, 11, 15, 5, 12, 16, 10]
+    _table(headers, widths)
+    for batch in (1, 16):
+        began = time.perf_counter()
+        design = pyrtlnet.build_design(pyrtlnet.make_plan(model, batch_size=batch))
+        accelerator = pyrtlnet.Accelerator(design)
+        pyrtl_build = time.perf_counter() - began
+        with tempfile.TemporaryDirectory(prefix="pyrtlnet-bench-") as scratch:
+            files = pyrtlnet.write_inference_testbench(Path(scratch), design, golden)
+            verilator_build = None
+            rates: dict[str, list[float]] = {"pyrtl": [], "verilator": []}
+            cycle_rates: dict[str, list[float]] = {"pyrtl": [], "verilator": []}
+            ratios, mismatches = [], set()
+            for _ in range(repeats):
+                began = time.perf_counter()
+                result = accelerator.run(golden.input)
+                seconds = time.perf_counter() - began
+                mismatches.add(str(_differing_images(result.outputs, golden)))
+                rates["pyrtl"].append(len(golden.input) / seconds)
+                cycle_rates["pyrtl"].append(result.cycles / seconds / 1e6)
+                verilated = pyrtlnet.run_testbench(files)
+                if verilator_build is None:  # later builds find nothing to do
+                    verilator_build = verilated.build_seconds
+                mismatches.add(str(verilated.mismatches) if verilated.passed else "FAIL")
+                rates["verilator"].append(verilated.images_per_second)
+                cycle_rates["verilator"].append(verilated.cycles / verilated.run_seconds / 1e6)
+                ratios.append(rates["pyrtl"][-1] / rates["verilator"][-1])
+        engine = design.plan.engines[0]
+        print(
+            _row(
+                [
+                    str(batch),
+                    f"{engine.rows}x{engine.cols}",
+                    f"{pyrtl_build:.1f}",
+                    f"{verilator_build:.1f}",
+                    f"{statistics.median(rates['pyrtl']):,.0f}",
+                    f"{statistics.median(rates['verilator']):,.0f}",
+                    f"{statistics.median(ratios):.2f}",
+                    f"{statistics.median(cycle_rates['pyrtl']):.2f}",
+                    f"{statistics.median(cycle_rates['verilator']):.2f}",
+                    ",".join(sorted(mismatches)),
+                ],
+                widths,
+            ),
+            flush=True,
+        )
+
+
+def other_designs(model: qnn_ref.Model, golden: qnn_ref.Outputs, images: int) -> None:
+    """Section 2: PyRTL alone on several architectures, arrays and batch sizes."""
+    headers = ["architecture", "array", "batch", "simulator", "build s", "images"]
+    headers += ["images/s", "Mcyc/s", "cycles/batch", "mismatches"]
+    widths = [12, 11, 5, 9, 7, 6, 8, 6, 12, 10]
+    _table(headers, widths)
     for architecture, array, batch, simulator in CONFIGS:
-        count = args.images if simulator == "compiled" else max(batch, args.images // 50)
+        count = images if simulator == "compiled" else max(batch, images // 100)
         accelerator = pyrtlnet.build(
             model, architecture=architecture, array=array, batch_size=batch, simulator=simulator
         )
         began = time.perf_counter()
         result = accelerator.run(golden.input[:count])
         seconds = time.perf_counter() - began
-        subset = qnn_ref.Outputs(
-            input=golden.input[:count],
-            layers=tuple(layer[:count] for layer in golden.layers),
-            predictions=golden.predictions[:count],
-        )
-        rate = count / seconds
         engines = accelerator.plan.engines
-        shape = (
-            "x".join(map(str, array)) if array else "+".join(f"{e.rows}x{e.cols}" for e in engines)
-        )
-        ratio = f"{rate / BASELINE[batch]:,.0f}x" if batch in BASELINE else "-"
+        shape = "+".join(f"{e.rows}x{e.cols}" for e in engines)
         print(
             _row(
                 [
@@ -108,34 +149,76 @@ def main() -> None:
                     simulator,
                     f"{accelerator.build_seconds:.1f}",
                     str(count),
-                    f"{rate:,.0f}",
+                    f"{count / seconds:,.0f}",
+                    f"{result.cycles / seconds / 1e6:.2f}",
                     str(accelerator.cycles_per_batch),
-                    f"{accelerator.cycles_per_batch / batch:.1f}",
-                    str(_differing_images(result.outputs, subset)),
-                    ratio,
+                    str(_differing_images(result.outputs, golden)),
                 ],
                 widths,
             ),
             flush=True,
         )
 
-    if args.skip_10k:
-        return
-    print()
-    for options in FULL_RUNS:
-        began = time.perf_counter()
-        result = pyrtlnet.run_parallel(model, golden.input, jobs=args.jobs, **options)
-        seconds = time.perf_counter() - began
-        mismatched = _differing_images(result.outputs, golden)
-        array = "x".join(map(str, options["array"]))
-        print(
-            f"10,000 images, {options['architecture']} {array} array, batch "
-            f"{options['batch_size']}, {result.workers} worker processes: {seconds:.1f} s wall "
-            f"({10_000 / seconds:,.0f} images/s, worker build {result.build_seconds:.1f} s), "
-            f"{mismatched} images differ from LiteRT; accuracy "
-            f"{np.mean(result.predictions == golden.labels):.2%}",
-            flush=True,
-        )
+
+def workers(model: qnn_ref.Model, golden: qnn_ref.Outputs, jobs: int, copies: int = 4) -> None:
+    """Section 3: the images ``copies`` times over, with one worker process and with ``jobs``."""
+    expected = qnn_ref.Outputs.concat([golden] * copies)
+    headers = ["batch", "workers", "images", "wall s", "build s", "images/s", "speed-up"]
+    headers += ["mismatches"]
+    widths = [5, 7, 6, 6, 7, 8, 8, 10]
+    _table(headers, widths)
+    for batch in (1, 16):
+        plan = pyrtlnet.make_plan(model, batch_size=batch)
+        single = None
+        for count in sorted({1, jobs}):
+            began = time.perf_counter()
+            result = pyrtlnet.run_parallel(plan, expected.input, jobs=count)
+            wall = time.perf_counter() - began
+            rate = len(expected.input) / wall
+            single = single or rate
+            print(
+                _row(
+                    [
+                        str(batch),
+                        str(result.workers),
+                        str(len(expected.input)),
+                        f"{wall:.1f}",
+                        f"{result.build_seconds:.1f}",
+                        f"{rate:,.0f}",
+                        f"{rate / single:.2f}x",
+                        str(_differing_images(result.outputs, expected)),
+                    ],
+                    widths,
+                ),
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=10_000, help="test images 0..N-1")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="alternating runs of section 1 (0: skip it)"
+    )
+    parser.add_argument("--configs", action="store_true", help="also run section 2")
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="also run section 3 with this many workers"
+    )
+    args = parser.parse_args()
+
+    model = qnn_ref.read_model(qnn_ref.default_model_path())
+    golden = qnn_ref.golden(model, start=0, count=args.images)
+    print(f"{args.images:,} MNIST test images, xnnpack rounding, {args.repeats} repeats\n")
+    if args.repeats:
+        side_by_side(model, golden, args.repeats)
+    if args.configs:
+        print()
+        other_designs(model, golden, args.images)
+    if args.jobs:
+        print()
+        workers(model, golden, args.jobs)
+    accuracy = np.mean(golden.predictions == golden.labels)
+    print(f"\n(LiteRT accuracy on these images: {accuracy:.2%})")
 
 
 if __name__ == "__main__":

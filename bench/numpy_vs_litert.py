@@ -75,20 +75,12 @@ def best_times(
 def numpy_one_by_one(model: Model, x: np.ndarray, rounding: str) -> Outputs:
     """Batch 1 for NumPy: one call per image, as a per-image loop in a caller would do."""
     runs = [run_numpy(model, x[i : i + 1], rounding=rounding, batch_size=1) for i in range(len(x))]
-    return Outputs(
-        input=np.concatenate([r.input for r in runs]),
-        layers=tuple(
-            np.concatenate(layer) for layer in zip(*(r.layers for r in runs), strict=True)
-        ),
-        predictions=np.concatenate([r.predictions for r in runs]),
-    )
+    return Outputs.concat(runs)
 
 
 def mismatches(a: Outputs, b: Outputs) -> list[int]:
     """Images that differ in the input, in each layer, and in the prediction."""
-    pairs = [(a.input, b.input), *zip(a.layers, b.layers, strict=True)]
-    counts = [int(np.any(x != y, axis=1).sum()) for x, y in pairs]
-    return [*counts, int(np.sum(a.predictions != b.predictions))]
+    return [row.images for row in a.diff(b).arrays]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 Builds one systolic array shared by both layers of the 144-18-10 MNIST model (by default
 4x16: four images side by side, sixteen output units at a time), streams test images through
 its cycle-by-cycle PyRTL simulation a batch at a time, and checks every layer's int8 output
-against LiteRT's golden values.
+against LiteRT's golden values. The exit status is 1 if any layer of any image differs.
 
 Run it with ``hatch run python examples/gate_level_inference.py``.
 """
@@ -16,7 +16,7 @@ import pyrtlnet
 import qnn_ref
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8, help="test images to run (default 8)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
@@ -44,10 +44,10 @@ def main() -> None:
         np.array_equal(ours, theirs)
         for ours, theirs in zip(result.outputs.layers, golden.layers, strict=True)
     )
-    print(
-        f"{result.batches} batches, {result.cycles} cycles; every layer identical to LiteRT: {same}"
-    )
+    verdict = "identical to LiteRT" if same else "MISMATCH with LiteRT"
+    print(f"{result.batches} batches, {result.cycles} cycles; every layer {verdict}")
+    return 0 if same else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

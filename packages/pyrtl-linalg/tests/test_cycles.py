@@ -76,19 +76,25 @@ def test_utilization_when_k_is_large():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"rows": 0, "cols": 1}, "array rows must be a positive integer, not 0"),
-        ({"rows": 1, "cols": 2.0}, "array cols must be a positive integer, not 2.0"),
-        ({"rows": True, "cols": 1}, "array rows must be a positive integer, not True"),
+        ({"rows": 0, "cols": 1}, ValueError, "array rows must be a positive integer, not 0"),
+        ({"rows": 1, "cols": 2.0}, TypeError, "array cols must be a positive integer, not 2.0"),
+        ({"rows": True, "cols": 1}, TypeError, "array rows must be a positive integer, not True"),
         (
             {"rows": 1, "cols": 1, "sink_latency": -1},
+            ValueError,
             "sink_latency must be a non-negative integer, not -1",
+        ),
+        (
+            {"rows": 1, "cols": 1, "sink_latency": "1"},
+            TypeError,
+            "sink_latency must be a non-negative integer, not '1'",
         ),
     ],
 )
-def test_bad_array(kwargs, message):
-    with pytest.raises(ValueError, match=rf"^{message}$"):
+def test_bad_array(kwargs, error, message):
+    with pytest.raises(error, match=rf"^{message}$"):
         tiled_matmul_cycles([(1, 1, 1)], **kwargs)
 
 

@@ -60,20 +60,20 @@ def test_from_memory_reads_packed_rows():
     np.testing.assert_array_equal(out.to_numpy(sim), VALUES, strict=True)
 
 
-def test_accessors_and_handshake():
-    valid, ready = pyrtl.Input(1, "valid"), pyrtl.Input(1, "ready")
+def test_accessors_and_valid():
+    valid = pyrtl.Input(1, "valid")
     wires = [[pyrtl.Const(v & 0xF, bitwidth=4) for v in row] for row in [[1, 2], [3, -4]]]
-    matrix = WireMatrix2D(wires, bits=4, valid=valid, ready=ready)
+    matrix = WireMatrix2D(wires, bits=4, valid=valid)
     assert matrix[1, 0] is wires[1][0]
     assert matrix.column(1) == [wires[0][1], wires[1][1]]
-    fire = pyrtl.Output(1, "fire")
-    fire <<= matrix.fire
+    out = matrix.to_outputs("m")
     packed = pyrtl.Output(8, "packed")
     packed <<= matrix.packed_row(1)
     sim = pyrtl.Simulation()
-    sim.step({"valid": 1, "ready": 0})
-    sim.step({"valid": 1, "ready": 1})
-    assert sim.tracer.trace["fire"] == [0, 1]
+    sim.step({"valid": 0})
+    sim.step({"valid": 1})
+    assert sim.tracer.trace["m_valid"] == [0, 1]
+    assert out.valid.name == "m_valid"
     assert sim.inspect("packed") == 0xC3  # element 0 in the low bits
 
 
@@ -118,3 +118,10 @@ def test_to_signed():
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=rf"^{message}$"):
         make()
+
+
+def test_bits_of_the_wrong_type():
+    with pytest.raises(TypeError, match=r"^bits must be a positive integer, not True$"):
+        WireMatrix2D([[pyrtl.Const(1, 1)]], bits=True)
+    with pytest.raises(TypeError, match=r"^bits must be a positive integer, not 8.0$"):
+        WireMatrix2D.from_numpy(np.array([[1]]), bits=8.0)

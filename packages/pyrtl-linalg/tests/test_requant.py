@@ -123,8 +123,18 @@ def expected(method: str, cases: Cases) -> np.ndarray:
                 for a, m, s in zip(acc, cases["multiplier"], cases["shift"], strict=True)
             ]
         )
-    # Clip in float64 first: the scaled value may be huge (or inf) before the clamp.
-    return np.clip(scaled + cases["zero_point"], cases["lo"], cases["hi"]).astype(np.int64)
+    # The kernels' int32 arithmetic on x86: float results are clamped from above first
+    # (XNNPACK, float32 only), converted to int32 (INT32_MIN when out of range), and the zero
+    # point is added in int32 (wrapping), as is double_round's.
+    zero_point = cases["zero_point"].astype(np.int64)
+    if method == "single_round":
+        return np.clip(scaled + zero_point, cases["lo"], cases["hi"]).astype(np.int64)
+    if method == "float32":
+        scaled = np.minimum(scaled, cases["hi"] - zero_point)
+    if method in ("float32", "float64"):
+        scaled = np.where((scaled < INT32_MIN) | (scaled > INT32_MAX), INT32_MIN, scaled)
+    total = np.array([_wrap32(int(v) + int(z)) for v, z in zip(scaled, zero_point, strict=True)])
+    return np.clip(total, cases["lo"], cases["hi"]).astype(np.int64)
 
 
 # ----------------------------------------------------------------------------------------
@@ -887,10 +897,6 @@ FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
             "shift must be an integer from -31 to 30, not -32",
         ),
         (
-            {"method": "double_round", "multiplier": 1, "shift": 1.0},
-            "shift must be an integer from -31 to 30, not 1.0",
-        ),
-        (
             {"method": "float32", "scale_significand": (1 << 23) - 1, "scale_exponent": 0},
             "scale_significand must be an integer from 8388608 to 16777215, not 8388607",
         ),
@@ -929,6 +935,13 @@ FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
 def test_make_requantize_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         make_requantize(_acc(), **kwargs)
+
+
+def test_make_requantize_type_errors() -> None:
+    with pytest.raises(TypeError, match=r"^shift must be an integer from -31 to 30, not 1.0$"):
+        make_requantize(_acc(), method="double_round", multiplier=1, shift=1.0)
+    with pytest.raises(TypeError, match=r"^out_bits must be an integer from 2 to 16, not '8'$"):
+        make_requantize(_acc(), method="float32", **FLOAT, out_bits="8")
 
 
 def test_make_requantize_wire_errors() -> None:
@@ -977,7 +990,7 @@ def test_pack_errors() -> None:
     with pytest.raises(ValueError, match=r"^multiplier must be a scalar or 1-D, not 2-D$"):
         pack_requant_constants(method="single_round", multiplier=[[1, 2]], shift=0)
     with pytest.raises(
-        ValueError, match=r"^multiplier must be an integer from 0 to 2147483647, not 1.5$"
+        TypeError, match=r"^multiplier must be an integer from 0 to 2147483647, not 1.5$"
     ):
         pack_requant_constants(method="single_round", multiplier=[1.5], shift=0)
     pyrtl.reset_working_block()
@@ -989,3 +1002,35 @@ def test_pack_errors() -> None:
         ValueError, match=r"^word must be a 89-bit WireVector for method 'float64', not 57$"
     ):
         unpack_requant_constants(pyrtl.Input(57, "w"), method="float64")
+
+
+def _significant_bits(wire: pyrtl.WireVector, producers: dict) -> int:
+    """The width of ``wire`` without the constant zeros a zero extension put on top."""
+    net = producers.get(wire)
+    top = None if net is None or net.op != "c" else net.args[0]
+    if isinstance(top, pyrtl.Const) and top.val == 0:
+        return len(wire) - len(top)
+    return len(wire)
+
+
+@pytest.mark.parametrize(
+    ("method", "operands"),
+    [
+        ("single_round", (24, 31)),  # the accumulator times the Q31 multiplier
+        ("double_round", (32, 31)),  # the int32 shifted accumulator times the multiplier
+        ("float32", (24, 24)),  # the rounded 24-bit significand of |acc| times the scale's
+        ("float64", (32, 53)),  # |acc| (exact in float64) times the 53-bit significand
+    ],
+)
+def test_one_multiplier_at_the_operands_widths(method, operands):
+    # No sign extension reaches a multiplier: each multiplies unsigned operands of their
+    # real width, so yosys sizes its DSPs by them, not by the product's width.
+    pyrtl.reset_working_block()
+    constants = {name: pyrtl.Input(bits, name) for name, bits in SCALE_FIELDS[method].items()}
+    make_requantize(pyrtl.Input(24, "acc"), method=method, **constants)
+    block = pyrtl.working_block()
+    producers = {dest: net for net in block.logic for dest in net.dests}
+    multiplies = [net for net in block.logic if net.op == "*"]
+    assert [
+        tuple(sorted(_significant_bits(arg, producers) for arg in net.args)) for net in multiplies
+    ] == [tuple(sorted(operands))]

@@ -232,6 +232,44 @@ def test_packing_round_trip():
     )
 
 
+def test_unpack_signed_and_unsigned():
+    rng = np.random.default_rng(4)
+    indices = rng.integers(0, 16, (7, 3))  # 4-bit unsigned fields, half of them >= 8
+    words = [int(w) for w in pack_a(indices, rows=3, bits=4)]
+    unsigned = unpack_a(words, m=7, k=3, rows=3, bits=4, signed=False)
+    np.testing.assert_array_equal(unsigned, indices, strict=True)
+    signed = unpack_a(words, m=7, k=3, rows=3, bits=4)
+    np.testing.assert_array_equal(
+        signed, np.where(indices >= 8, indices - 16, indices), strict=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("zero_point", "rows", "k", "multiply", "skews"),
+    [(-128, 1, 16, 17, 0), (0, 1, 16, 16, 0), (5, 1, 2, 17, 0), (5, 2, 2, 17, 1), (5, 4, 2, 17, 6)],
+)
+def test_engine_operand_widths_and_skew(zero_point, rows, k, multiply, skews):
+    # A zero point makes A - z 9 bits wide (8 without), B stays 8: one 17x17 (16x16) multiply
+    # per PE. Tiles are max(k, rows, cols) cycles apart, so columns 0 .. that - rows share
+    # skew 0: a one-row array never needs B delays; 2x4 with k = 2 delays column 3 by 1, and
+    # 4x4 has the classic skew 0 + 1 + 2 + 3.
+    pyrtl.reset_working_block()
+    a = pyrtl.RomBlock(rows * 8, 6, [0], pad_with_zeros=True)
+    b = pyrtl.RomBlock(32, 6, [0], pad_with_zeros=True)
+    make_tiled_matmul(
+        [MatmulJob(3, k, 4, a, b, a_zero_point=zero_point)],
+        pyrtl.Input(1, "s"),
+        rows=rows,
+        cols=4,
+    )
+    block = pyrtl.working_block()
+    multiplies = [tuple(len(arg) for arg in net.args) for net in block.logic if net.op == "*"]
+    assert multiplies == [(multiply, multiply)] * (rows * 4)
+    delays = [r for r in block.wirevector_subset(pyrtl.Register) if "_sa_b" in r.name]
+    assert len(delays) == skews
+    assert {len(r) for r in delays} <= {8}
+
+
 @pytest.fixture
 def memories():
     pyrtl.reset_working_block()
@@ -250,7 +288,7 @@ def memories():
         (
             {"a_zero_point": 128},
             {},
-            r"job 0 a_zero_point must be in \[-128, 127\], not 128",
+            "job 0 a_zero_point must be an integer from -128 to 127, not 128",
         ),
         ({"k": 9, "n": 6}, {}, "job 0 b needs words 0..17 but memory 'bmem' has 16"),
         ({"a_base": 1, "k": 8, "m": 4}, {}, "job 0 a needs words 1..16 but memory 'amem' has 16"),
@@ -275,23 +313,36 @@ def test_no_jobs(memories):
 
 
 def test_two_engines_in_one_design():
-    # One array per layer: engines with different names share a block and a start signal.
+    # One array per layer: engines with different names share a block and a start signal,
+    # each computes its own product (checked against NumPy) in its own number of cycles.
     pyrtl.reset_working_block()
     rng = np.random.default_rng(5)
     start = pyrtl.Input(1, "start")
-    expected, done = [], []
+    cases, done = [], []
     for index, (rows, cols) in enumerate([(2, 3), (1, 1)]):
         a = rng.integers(-128, 128, (3, 4))
         b = rng.integers(-128, 128, (4, 2))
         a_rom = pyrtl.RomBlock(rows * 8, 4, pack_a(a, rows=rows), pad_with_zeros=True)
         b_rom = pyrtl.RomBlock(cols * 8, 4, pack_b(b, cols=cols), pad_with_zeros=True)
         engine = make_tiled_matmul(
-            [MatmulJob(3, 4, 2, a_rom, b_rom)], start, rows=rows, cols=cols, name=f"e{index}"
+            [MatmulJob(3, 4, 2, a_rom, b_rom, a_zero_point=index - 3)],
+            start,
+            rows=rows,
+            cols=cols,
+            name=f"e{index}",
+        )
+        result = pyrtl.MemBlock(rows * engine.value_bits, 4, name=f"r{index}", asynchronous=True)
+        result[(engine.m_tile * 2 + engine.column)[:4]] <<= pyrtl.MemBlock.EnabledWrite(
+            pyrtl.concat_list(list(engine.values)), engine.valid
         )
         done.append(pyrtl.Output(1, f"done{index}"))
         done[-1] <<= engine.done
-        expected.append(tiled_matmul_cycles([(3, 4, 2)], rows=rows, cols=cols))
+        cycles = tiled_matmul_cycles([(3, 4, 2)], rows=rows, cols=cols)
+        cases.append((rows, engine.value_bits, result, (a - (index - 3)) @ b, cycles))
     sim = make_simulation(simulator="fast", trace=done)
-    for cycle in range(max(expected) + 1):
+    for cycle in range(max(case[-1] for case in cases) + 1):
         sim.step({"start": int(cycle == 0)})
-    assert [sim.tracer.trace[f"done{i}"].index(1) for i in range(2)] == expected
+    for index, (rows, bits, result, expected, cycles) in enumerate(cases):
+        assert sim.tracer.trace[f"done{index}"].index(1) == cycles
+        got = unpack_a(sim.inspect_mem(result), m=3, k=2, rows=rows, bits=bits)
+        np.testing.assert_array_equal(got, expected, strict=True)

@@ -2,9 +2,12 @@
 
 Golden values always come from LiteRT through :func:`qnn_ref.golden`, never from pyrtlnet.
 Every batch the accelerator runs also checks that ``done`` rises exactly
-``cycles_per_batch`` cycles after ``start`` (it raises :class:`pyrtlnet.DesignError` if not).
+``cycles_per_batch`` cycles after ``start`` and that the hardware's cycle counter agrees (it
+raises :class:`pyrtlnet.DesignError` if not); cycle counts are compared with the formula
+written out independently in :func:`_formula`.
 """
 
+import dataclasses
 import re
 
 import numpy as np
@@ -31,7 +34,7 @@ def test_default_model_thousand_images_streamed(default_model: Model) -> None:
     result = accelerator.run(golden.input)
     _assert_matches_golden(result, golden)
     assert result.batches == 125
-    assert result.cycles == 125 * accelerator.cycles_per_batch
+    assert result.cycles == 125 * _formula(default_model, "shared", (8, 16), 8)  # measured
 
 
 # (architecture, array, batch size, rounding, images): 1x1, arrays that divide neither the
@@ -104,9 +107,9 @@ def test_trained_models(
     accelerator = pyrtlnet.build(
         model, architecture=architecture, array=array, batch_size=batch_size, rounding=rounding
     )
-    # run() also checks that done rises exactly cycles_per_batch cycles after every start.
-    assert accelerator.cycles_per_batch == _formula(model, architecture, array, batch_size)
-    _assert_matches_golden(accelerator.run(golden.input), golden)
+    result = accelerator.run(golden.input)
+    _assert_matches_golden(result, golden)
+    assert result.cycles == result.batches * _formula(model, architecture, array, batch_size)
 
 
 @pytest.mark.parametrize("rounding", ["xnnpack", "builtin", "reference"])
@@ -142,58 +145,100 @@ def test_trained_models_have_the_promised_shapes(trained_models: dict[str, Model
 
 
 def _port_level_run(
-    accelerator: pyrtlnet.Accelerator, batches: list[np.ndarray]
-) -> tuple[list[int], list[tuple[list[int], list[int]]]]:
+    design: pyrtlnet.Design, batches: list[np.ndarray]
+) -> tuple[list[int], list[int], list[tuple[list[int], list[int]]]]:
     """Drive the design only through its top-level ports, one cycle at a time, as a Verilog
-    testbench would: returns the cycles from start to done and the words read back."""
-    with pyrtl.set_working_block(accelerator.block):
+    testbench would: returns the cycles from start to done counted here by stepping, the
+    design's own ``cycles`` output once done is high, and the words read back."""
+    with pyrtl.set_working_block(design.block):
         sim = pyrtl.FastSimulation()
-    idle = {name: 0 for name in ("start", "in_we", "in_addr", "in_data", "out_addr", "pred_addr")}
-    cycles, words = [], []
+    idle = {name: 0 for name, port in design.ports.items() if port.direction == "input"}
+    stepped, counted, words = [], [], []
     for q in batches:
-        for address, word in accelerator.input_writes(q):
+        for address, word in design.input_writes(q):
             sim.step({**idle, "in_we": 1, "in_addr": address, "in_data": word})
         sim.step({**idle, "start": 1})
         count = 1
         sim.step(idle)
         while sim.inspect("done") == 0:
-            assert count < 10 * accelerator.cycles_per_batch, "done never rose"
+            assert count < 10 * design.cycles_per_batch, "done never rose"
             sim.step(idle)
             count += 1
-        cycles.append(count)
+        stepped.append(count)
+        counted.append(sim.inspect("cycles"))
         out_words, pred_words = [], []
-        for address, _, _ in accelerator.output_words(np.zeros((len(q), 10), np.int8)):
+        for address, _, _ in design.output_words(np.zeros((len(q), 10), np.int8)):
             sim.step({**idle, "out_addr": address})
             out_words.append(sim.inspect("out_data"))
-        for address, _, _ in accelerator.prediction_words(np.zeros(len(q), np.int64)):
+        for address, _, _ in design.prediction_words(np.zeros(len(q), np.int64)):
             sim.step({**idle, "pred_addr": address})
             pred_words.append(sim.inspect("pred_data"))
         words.append((out_words, pred_words))
-    return cycles, words
+    return stepped, counted, words
 
 
 @pytest.mark.parametrize(("architecture", "array"), [("shared", (3, 4)), ("per-layer", None)])
 def test_ports_handshake_and_cycle_formula(
     default_model: Model, architecture: str, array: tuple[int, int] | None
 ) -> None:
-    """done rises exactly cycles_per_batch cycles after start, every batch, with no reset; the
-    read ports give the last layer's outputs and the predictions in the documented layout."""
+    """done rises exactly as many cycles after start as the formula says, every batch, with no
+    reset, and the design's cycle counter says the same; the read ports give the last layer's
+    outputs and the predictions in the documented layout."""
     golden = qnn_ref.golden(default_model, start=500, count=7)
-    accelerator = pyrtlnet.build(
-        default_model, architecture=architecture, array=array, batch_size=3, simulator="fast"
-    )
+    plan = pyrtlnet.make_plan(default_model, architecture=architecture, array=array, batch_size=3)
+    design = pyrtlnet.build_design(plan)
     batches = [golden.input[0:3], golden.input[3:6], golden.input[6:7]]
-    cycles, words = _port_level_run(accelerator, batches)
-    assert cycles == [accelerator.cycles_per_batch] * 3
+    stepped, counted, words = _port_level_run(design, batches)
+    assert stepped == [_formula(default_model, architecture, array, 3)] * 3
+    assert counted == stepped
     for (out_words, pred_words), first in zip(words, (0, 3, 6), strict=True):
         logits = golden.layers[-1][first : first + 3]
         predictions = golden.predictions[first : first + 3]
-        for (_, word, mask), got in zip(accelerator.output_words(logits), out_words, strict=True):
+        for (_, word, mask), got in zip(design.output_words(logits), out_words, strict=True):
             assert got & mask == word & mask
         for (_, word, mask), got in zip(
-            accelerator.prediction_words(predictions), pred_words, strict=True
+            design.prediction_words(predictions), pred_words, strict=True
         ):
             assert got & mask == word & mask
+
+
+def test_a_wrong_done_cycle_is_a_design_error(default_model: Model) -> None:
+    """The driver checks done in the plan's cycle: a plan one cycle off is caught."""
+    plan = pyrtlnet.make_plan(default_model, array=(2, 8), batch_size=2)
+    late = dataclasses.replace(plan, cycles_per_batch=plan.cycles_per_batch + 1)
+    accelerator = pyrtlnet.Accelerator(pyrtlnet.build_design(late))
+    golden = qnn_ref.golden(default_model, start=0, count=2)
+    expected = plan.cycles_per_batch
+    with pytest.raises(
+        pyrtlnet.DesignError,
+        match=rf"^done was not high {expected + 1} cycles after start, as the plan says "
+        rf"\(the cycle counter reads {expected}\)$",
+    ):
+        accelerator.run(golden.input)
+
+
+def test_a_wrong_cycle_count_is_a_design_error(
+    default_model: Model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver reports the hardware's count, and refuses one that disagrees with the plan."""
+    from pyrtlnet import _design
+
+    counter = _design._cycle_counter
+
+    def off_by_two(*args: pyrtl.WireVector | int) -> pyrtl.WireVector:
+        cycles = args[-1]  # the plan's count, after the wires
+        return (counter(*args) + 2)[: cycles.bit_length()]  # type: ignore[union-attr]
+
+    monkeypatch.setattr(_design, "_cycle_counter", off_by_two)
+    plan = pyrtlnet.make_plan(default_model, array=(1, 4))
+    accelerator = pyrtlnet.Accelerator(pyrtlnet.build_design(plan), simulator="fast")
+    golden = qnn_ref.golden(default_model, start=0, count=1)
+    with pytest.raises(
+        pyrtlnet.DesignError,
+        match=rf"^the hardware counted {plan.cycles_per_batch + 2} cycles from start to done, "
+        rf"the plan says {plan.cycles_per_batch}$",
+    ):
+        accelerator.run(golden.input)
 
 
 def _formula(model: Model, architecture: str, array: tuple[int, int] | None, batch: int) -> int:
@@ -289,7 +334,7 @@ def test_run_rejects_wrong_inputs(default_model: Model) -> None:
     ):
         accelerator.run(np.zeros(144, np.uint8))
     with pytest.raises(ValueError, match=r"^a batch holds at most 1 images, not 2$"):
-        accelerator.input_writes(np.zeros((2, 144), np.int8))
+        accelerator.design.input_writes(np.zeros((2, 144), np.int8))
 
 
 def test_ties_follow_each_kernel_path(tmp_path) -> None:

@@ -1,9 +1,13 @@
 """Planning: configuration checks with exact messages, memory sizes and ROM contents."""
 
+import pickle
+import re
+
 import numpy as np
 import pytest
 
 import pyrtlnet
+import qnn_ref
 from pyrtl_linalg import unpack_a
 from qnn_ref import Model
 
@@ -36,7 +40,6 @@ def test_parse_array_rejects(text: str) -> None:
         ({"array": (0, 4)}, "array rows must be a positive integer, not 0"),
         ({"array": (4, -2)}, "array cols must be a positive integer, not -2"),
         ({"array": (4, 4, 4)}, "array must be a (rows, cols) pair, not (4, 4, 4)"),
-        ({"array": "4x4"}, "array must be a (rows, cols) pair, not '4x4'"),
         (
             {"architecture": "per-layer", "array": (2, 2)},
             "the per-layer architecture sizes its arrays itself (batch size x units); "
@@ -60,10 +63,50 @@ def test_parse_array_rejects(text: str) -> None:
     ],
 )
 def test_make_plan_errors(default_model: Model, kwargs: dict[str, object], message: str) -> None:
-    import re
-
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         pyrtlnet.make_plan(default_model, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"array": "4x4"}, "array must be a (rows, cols) pair, not '4x4'"),
+        ({"batch_size": "4"}, "batch size must be a positive integer, not '4'"),
+        ({"batch_size": True}, "batch size must be a positive integer, not True"),
+        ({"batch_size": 2.0}, "batch size must be a positive integer, not 2.0"),
+        ({"array": (4, None)}, "array cols must be a positive integer, not None"),
+        ({"rounding": None}, "rounding must be one of xnnpack, builtin, reference, not None"),
+        ({"architecture": 1}, "architecture must be one of shared, per-layer, not 1"),
+    ],
+)
+def test_make_plan_type_errors(
+    default_model: Model, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        pyrtlnet.make_plan(default_model, **kwargs)
+
+
+def test_numpy_integers_are_integers(default_model: Model) -> None:
+    plan = pyrtlnet.make_plan(
+        default_model, array=(np.int64(2), np.uint8(3)), batch_size=np.int32(5)
+    )
+    assert (plan.engines[0].rows, plan.engines[0].cols, plan.batch_size) == (2, 3, 5)
+    assert type(plan.batch_size) is int
+
+
+def test_plan_pickles(default_model: Model) -> None:
+    """Worker processes receive the plan itself (run_parallel pickles it)."""
+    plan = pyrtlnet.make_plan(default_model, array=(2, 3), batch_size=3, rounding="builtin")
+    back = pickle.loads(pickle.dumps(plan))
+    assert back.engines[0].weight_words == plan.engines[0].weight_words
+    assert (back.cycles_per_batch, back.rounding, back.model.path) == (
+        plan.cycles_per_batch,
+        plan.rounding,
+        plan.model.path,
+    )
+    np.testing.assert_array_equal(
+        back.model.layers[1].weights, default_model.layers[1].weights, strict=True
+    )
 
 
 def test_shared_plan(default_model: Model) -> None:
@@ -101,3 +144,10 @@ def test_default_array(default_model: Model, batch_size: int, array: tuple[int, 
     assert (plan.engines[0].rows, plan.engines[0].cols) == array
     assert (plan.rounding, plan.requant_method) == ("xnnpack", "float32")
     assert pyrtlnet.DEFAULT_ARRAY == (1, 16)
+
+
+def test_every_rounding_has_a_pyrtl_linalg_requantizer() -> None:
+    import pyrtl_linalg
+
+    assert set(pyrtlnet.ROUNDING_REQUANT_METHODS) == set(qnn_ref.ROUNDINGS)
+    assert set(pyrtlnet.ROUNDING_REQUANT_METHODS.values()) <= set(pyrtl_linalg.REQUANT_METHODS)

@@ -1,8 +1,10 @@
-"""yosys reports: real numbers from a small pyrtlnet design, and the FPGA budget check."""
+"""yosys reports: real numbers from a small pyrtlnet design, and the FPGA budget check.
+
+The design's model is written by hand with :func:`qnn_ref.testing.write_model`: no TensorFlow.
+"""
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,43 +16,38 @@ from pyrtlnet import (
     Budget,
     FlowResult,
     SynthError,
+    SynthProgress,
     SynthReport,
     check_budget,
-    export_verilog,
+    estimate_synthesis,
     run_yosys,
 )
 from qnn_ref import Model
 
-needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys is not installed")
-
 
 @pytest.fixture(scope="module")
-def small_design(
-    trained_models: dict[str, Model], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """Verilog of the 64-16-10 model on a shared 1x2 array: small enough for yosys in seconds."""
-    accelerator = pyrtlnet.build(trained_models["8x8-16"], array=(1, 2), simulator="simulation")
-    path = tmp_path_factory.mktemp("synth") / "design.v"
-    export_verilog(accelerator.block, path)
-    return path
+def small_design(small_model: Model) -> pyrtlnet.Design:
+    """The 64-16-10 model on a shared 1x2 array: small enough for yosys in seconds."""
+    return pyrtlnet.build_design(pyrtlnet.make_plan(small_model, array=(1, 2)))
 
 
 @pytest.fixture(scope="module")
 def report(
-    small_design: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[SynthReport, Path]:
-    if shutil.which("yosys") is None:
-        pytest.skip("yosys is not installed")
+    small_design: pyrtlnet.Design, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[SynthReport, Path, list[SynthProgress]]:
+    """All three flows on the design itself (run_yosys exports it into the workdir)."""
     workdir = tmp_path_factory.mktemp("yosys")
-    return run_yosys(small_design, workdir=workdir), workdir
+    steps: list[SynthProgress] = []
+    return run_yosys(small_design, workdir=workdir, progress=steps.append), workdir, steps
 
 
-@pytest.mark.yosys
-@needs_yosys
+@pytest.mark.tool("yosys")
 def test_flows_report_real_cell_counts(
-    report: tuple[SynthReport, Path], small_design: Path
+    report: tuple[SynthReport, Path, list[SynthProgress]],
 ) -> None:
-    synth, _ = report
+    synth, workdir, _ = report
+    small_design = workdir / "design.v"
+    assert "module pyrtlnet(" in small_design.read_text()
     assert set(synth.flows) == {"synth", "synth_xilinx", "synth_ice40"}
     for flow in synth.flows.values():
         assert flow.cells == sum(flow.cell_types.values()) > 0
@@ -83,10 +80,26 @@ def test_flows_report_real_cell_counts(
     assert 1000 < xilinx["arrival_ps"] < 100_000
 
 
-@pytest.mark.yosys
-@needs_yosys
-def test_report_json_and_budget(report: tuple[SynthReport, Path]) -> None:
-    synth, workdir = report
+@pytest.mark.tool("yosys")
+def test_progress_says_what_runs_and_how_long(
+    report: tuple[SynthReport, Path, list[SynthProgress]],
+) -> None:
+    synth, _, steps = report
+    assert [(s.flow, s.index, s.count, s.result is None) for s in steps] == [
+        ("synth", 1, 3, True),
+        ("synth", 1, 3, False),
+        ("synth_xilinx", 2, 3, True),
+        ("synth_xilinx", 2, 3, False),
+        ("synth_ice40", 3, 3, True),
+        ("synth_ice40", 3, 3, False),
+    ]
+    assert [s.result for s in steps[1::2]] == list(synth.flows.values())
+    assert all(s.result.seconds > 0 for s in steps[1::2])
+
+
+@pytest.mark.tool("yosys")
+def test_report_json_and_budget(report: tuple[SynthReport, Path, list[SynthProgress]]) -> None:
+    synth, workdir, _ = report
     data = json.loads(json.dumps(synth.to_json()))
     assert data["generic_cells"] == synth.generic_cells
     assert data["flows"]["synth_xilinx"]["cell_types"]["DSP48E1"] == synth.xilinx["dsp48e1"]
@@ -140,8 +153,7 @@ def test_bad_requests(tmp_path: Path) -> None:
         run_yosys(tmp_path / "design.v", flows=["synth_ecp5"])
 
 
-@pytest.mark.yosys
-@needs_yosys
+@pytest.mark.tool("yosys")
 def test_missing_file_and_broken_verilog(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"^no Verilog file at .*nothing\.v$"):
         run_yosys(tmp_path / "nothing.v")
@@ -149,3 +161,44 @@ def test_missing_file_and_broken_verilog(tmp_path: Path) -> None:
     broken.write_text("module pyrtlnet(; endmodule\n")
     with pytest.raises(SynthError, match=r"^yosys synth failed \(exit 1\):"):
         run_yosys(broken, flows=["synth"])
+
+
+@pytest.mark.parametrize(
+    ("architecture", "array", "batch_size", "elements", "large"),
+    [
+        ("shared", (1, 16), 1, 16, False),  # the default design: 2 to 4 minutes of yosys
+        ("shared", (1, 16), 16, 16, False),
+        ("shared", (4, 16), 16, 64, True),  # over 5 minutes for two flows
+        ("shared", (16, 16), 16, 256, True),  # over 40 minutes for three flows
+        ("per-layer", None, 16, 16 * 18 + 16 * 10, True),
+    ],
+)
+def test_estimate_warns_on_the_designs_that_took_long(
+    default_model: Model,
+    architecture: str,
+    array: tuple[int, int] | None,
+    batch_size: int,
+    elements: int,
+    large: bool,
+) -> None:
+    plan = pyrtlnet.make_plan(
+        default_model, architecture=architecture, array=array, batch_size=batch_size
+    )
+    estimate = estimate_synthesis(pyrtlnet.build_design(plan))
+    assert estimate.processing_elements == elements
+    assert estimate.large is large
+    # The writable memories: act0..act2 and pred, each 8 * lanes (pred: 4 * lanes) bits wide.
+    rows = plan.lanes
+    depths = [1 << max(1, (words - 1).bit_length()) for words in plan.memory_words]
+    pred_depth = 1 << max(1, (plan.m_tiles - 1).bit_length())
+    assert estimate.memory_bits == 8 * rows * sum(depths) + 4 * rows * pred_depth
+
+
+def test_estimate_grows_with_the_array(default_model: Model) -> None:
+    sizes = [
+        estimate_synthesis(
+            pyrtlnet.build_design(pyrtlnet.make_plan(default_model, array=(rows, 16)))
+        ).logic_bits
+        for rows in (1, 2, 4)
+    ]
+    assert sizes[0] < sizes[1] < sizes[2]

@@ -1,6 +1,7 @@
-"""Verilog export and testbench generation, on a small hand-built design (no simulator needed)."""
+"""Verilog export and testbench generation, on a small hand-built design (run in Icarus once)."""
 
 import re
+import subprocess
 from pathlib import Path
 
 import pyrtl
@@ -10,7 +11,10 @@ from pyrtlnet import (
     BatchStimulus,
     ReadPort,
     TestbenchPorts,
+    build_design,
     export_verilog,
+    make_plan,
+    run_testbench,
     write_testbench,
 )
 
@@ -127,7 +131,7 @@ def test_custom_port_names(tmp_path: Path) -> None:
         (
             {},
             [BatchStimulus(writes=[(0, 0)], checks={"logits": []})],
-            r"^batch 0 checks unknown read ports: logits$",
+            r"^batch 0 checks unknown read ports or memories: logits$",
         ),
         ({}, [BatchStimulus(writes=[(4, 0)], checks={})], r"^value 4 does not fit in 2 bits$"),
     ],
@@ -143,3 +147,83 @@ def test_missing_port(tmp_path: Path) -> None:
     ports = TestbenchPorts(done="finished")
     with pytest.raises(ValueError, match=r"^the design has no top-level Output named 'finished'$"):
         write_testbench(tmp_path, _echo_design(), _batches(), images=1, ports=ports)
+
+
+def _memory_ports(**memories: str) -> TestbenchPorts:
+    return TestbenchPorts(memories=memories)
+
+
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        (_memory_ports(tgt="nothing"), r"^the design has no memory named 'nothing'$"),
+        (_memory_ports(out="target"), r"^'out' names both a read port and a memory$"),
+    ],
+)
+def test_bad_memory_checks(tmp_path: Path, ports: TestbenchPorts, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_testbench(tmp_path, _echo_design(), _batches(), images=1, ports=ports)
+
+
+def _memory_batches(wrong: int | None = None) -> list[BatchStimulus]:
+    """The echo design's batches, also checking the copy in its internal memory ``target``."""
+    batches = []
+    for number, batch in enumerate(_batches()):
+        target = [
+            (a, w ^ (1 if (number, a) == (1, wrong) else 0), m) for a, w, m in batch.checks["out"]
+        ]
+        batches.append(BatchStimulus(writes=batch.writes, checks={**batch.checks, "tgt": target}))
+    return batches
+
+
+@pytest.mark.tool("iverilog", "vvp")
+@pytest.mark.parametrize("wrong", [None, 2])
+def test_internal_memories_are_checked(tmp_path: Path, wrong: int | None) -> None:
+    """The testbench reads ``dut.target[addr]`` after done: no port needed."""
+    files = write_testbench(
+        tmp_path,
+        _echo_design(),
+        _memory_batches(wrong),
+        images=8,
+        ports=_memory_ports(tgt="target"),
+    )
+    # {addr (2 bits), expected (12 bits), mask (12 bits)} -> 26 bits, 7 hex digits.
+    lines = (files.directory / "checks_tgt.hex").read_text().split()
+    assert lines[1] == f"{1 << 24 | 0x101 << 12 | 0xFFF:07x}"
+    assert "dut.target[addr_tgt]" in files.testbench.read_text()
+    result = run_testbench(files, simulator="iverilog")
+    if wrong is None:
+        assert result.passed, result.log
+        assert (result.batches, result.mismatches) == (2, 0)
+    else:
+        assert not result.passed
+        assert result.mismatches == 1
+        assert "MISMATCH batch=1 memory=tgt addr=2 got=606 expected=607 mask=fff" in result.log
+
+
+@pytest.mark.tool("verilator")
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rounding": "xnnpack"},
+        {"rounding": "builtin"},
+        {"rounding": "reference"},
+        {"batch_size": 4, "array": (4, 8)},
+    ],
+)
+def test_exported_design_is_lint_clean(default_model, tmp_path: Path, options: dict) -> None:
+    """``verilator --lint-only -Wall`` finds nothing in the shared design, saved under its
+    module's name (DECLFILENAME); PyRTL's temporaries are waived and only they (see
+    ``_quiet_temporaries``), so a named signal left unused would still fail this test."""
+    path = tmp_path / "pyrtlnet.v"
+    export_verilog(build_design(make_plan(default_model, **options)), path)
+    text = path.read_text()
+    waived = text[text.index("lint_off UNUSEDSIGNAL") : text.index("lint_on UNUSEDSIGNAL")]
+    assert re.findall(r"wire(?:\[\d+:0\])? (\w+);", waived) == re.findall(r"(tmp\d+);", waived)
+    result = subprocess.run(
+        ["verilator", "--lint-only", "-Wall", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

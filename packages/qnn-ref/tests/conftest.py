@@ -1,17 +1,19 @@
 """Session-scoped models and data shared by the qnn-ref tests.
 
 ``ptq_models`` trains and converts small MLPs of several shapes once per session (a few seconds
-each) with :func:`qnn_ref.testing.train_ptq_model`; tests that need hand-chosen weights and
-scales write them with :func:`qnn_ref.testing.write_model`, which needs no TensorFlow.
+each, in one child process) with :func:`qnn_ref.testing.train_ptq_models`; tests that need
+hand-chosen weights and scales write them with :func:`qnn_ref.testing.write_model`, which
+needs no TensorFlow.
 """
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qnn_ref import Model, default_model_path, load_mnist, preprocess, read_model
-from qnn_ref.testing import train_ptq_model
+from qnn_ref.testing import train_ptq_models
 
 #: name -> keyword arguments of train_ptq_model: input sizes 8x8 to 28x28, 1 to 4 hidden layers,
 #: int8 and float32 I/O, per-channel and per-tensor weights, a hidden layer without ReLU.
@@ -41,15 +43,13 @@ def default_model() -> Model:
 @pytest.fixture(scope="session")
 def ptq_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Model]:
     """Small post-training-quantized MLPs of every shape in ``PTQ_MODELS``."""
-    pytest.importorskip("tensorflow", reason="building test models needs the train extra")
+    if importlib.util.find_spec("tensorflow") is None:  # trained in a child process
+        pytest.skip("building test models needs the train extra")
     images, labels = load_mnist("train")
-    directory = tmp_path_factory.mktemp("ptq")
-    return {
-        name: read_model(
-            train_ptq_model(directory / f"{name}.tflite", images[:3000], labels[:3000], **kwargs)
-        )
-        for name, kwargs in PTQ_MODELS.items()
-    }
+    paths = train_ptq_models(
+        tmp_path_factory.mktemp("ptq"), PTQ_MODELS, images[:3000], labels[:3000]
+    )
+    return {name: read_model(path) for name, path in paths.items()}
 
 
 @pytest.fixture(scope="session")

@@ -214,15 +214,24 @@ def test_preprocess_at_full_size_only_scales(test_set):
         (
             np.zeros((1, 28, 28), np.uint8),
             (0, 12),
-            r"^size must be two positive integers \(height, width\), not \(0, 12\)$",
+            r"^size \(height, width\) must be 2 positive integers, not \(0, 12\)$",
         ),
         (
             np.zeros((1, 28, 28), np.uint8),
             (12,),
-            r"^size must be two positive integers \(height, width\), not \(12,\)$",
+            r"^size \(height, width\) must be 2 positive integers, not \(12,\)$",
         ),
     ],
 )
 def test_preprocess_rejects(images, size, message):
     with pytest.raises(ValueError, match=message):
         qnn_ref.preprocess(images, size)
+
+
+def test_preprocess_rejects_a_size_of_the_wrong_type():
+    images = np.zeros((1, 28, 28), np.uint8)
+    for size in ((12.0, 12), (12, True), "12"):
+        with pytest.raises(
+            TypeError, match=r"^size \(height, width\) must be 2 positive integers, not "
+        ):
+            qnn_ref.preprocess(images, size)

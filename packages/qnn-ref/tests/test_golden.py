@@ -58,11 +58,23 @@ def test_to_npz_uses_its_own_labels(tmp_path: Path) -> None:
         ),
         (dict(start=-1), "start must be a non-negative integer, not -1"),
         (dict(count=0), "count must be a positive integer, not 0"),
-        (dict(count=True), "count must be a positive integer, not True"),
         (dict(backend="pyrtl"), "backend must be 'litert' or 'numpy', not 'pyrtl'"),
         (dict(rounding="up"), "rounding must be one of xnnpack, builtin, reference, not 'up'"),
     ],
 )
 def test_rejects(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=f"^{message}$"):
+        golden(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(count=True), "count must be a positive integer, not True"),
+        (dict(count=2.0), "count must be a positive integer, not 2.0"),
+        (dict(start="0"), "start must be a non-negative integer, not '0'"),
+    ],
+)
+def test_rejects_the_wrong_type(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(TypeError, match=f"^{message}$"):
         golden(**kwargs)  # type: ignore[arg-type]

@@ -320,3 +320,220 @@ def test_empty_batch(default_model: Model) -> None:
     outputs = run_litert(default_model, np.zeros((0, 144), np.float32))
     assert outputs.input.shape == (0, 144)
     assert outputs.layers[-1].shape == (0, 10)
+
+
+# Where the arithmetic leaves int32: crafted layers whose bias is the accumulator (one zero
+# input), against the interpreter. The expected values were measured with the interpreter and
+# follow from C's int32 arithmetic on x86: they are what the docs' formulas give.
+
+
+def edge_layer(
+    bias: list[int],
+    scale: float,
+    *,
+    zero_point: int = 0,
+    relu: bool = False,
+    weights: np.ndarray | None = None,
+    input_zero_point: int = 0,
+) -> DenseLayer:
+    """One layer with requantization scale ``scale`` (s_in = s_out = 1, per tensor)."""
+    units = len(bias)
+    return DenseLayer(
+        index=0,
+        weights=np.zeros((1, units), np.int8) if weights is None else weights,
+        bias=np.array(bias, np.int32),
+        input_scale=1.0,
+        input_zero_point=input_zero_point,
+        weight_scales=np.full(units, scale, np.float32),
+        per_channel=False,
+        output_scale=1.0,
+        output_zero_point=zero_point,
+        relu=relu,
+    )
+
+
+def litert_and_numpy(
+    tmp_path: Path, layer: DenseLayer, rounding: str, x: np.ndarray = ZERO_INPUT
+) -> list[int]:
+    """The layer's int8 output for the first image, the same from LiteRT and from NumPy."""
+    model = read_model(write_model(tmp_path / "edge.tflite", [layer]))
+    litert = run_litert(model, x, rounding=rounding)
+    assert_same(run_numpy(model, x, rounding=rounding), litert)
+    return litert.layers[0][0].tolist()
+
+
+def test_builtin_left_shift_wraps(tmp_path: Path) -> None:
+    """Scale 2024.1 (shift 11): ``acc << 11`` wraps in int32 before the high multiply."""
+    layer = edge_layer([-1850631, 1850631, -1000, 100000], 2024.1, relu=True)
+    assert layer.integer_multipliers("builtin")[1].tolist() == [11] * 4
+    # -1850631 << 11 wraps to +504875008; 1850631 << 11 to -504875008.
+    assert litert_and_numpy(tmp_path, layer, "builtin") == [127, 0, 0, 127]
+    # The reference path scales in double: 1850631 * 2024.1 leaves int32 -> INT32_MIN.
+    assert litert_and_numpy(tmp_path, layer, "reference") == [0, 0, 0, 127]
+
+
+@pytest.mark.parametrize(
+    ("zero_point", "expected"),
+    [(-17, [127] * 4), (17, [-128] * 4)],
+)
+def test_reference_product_outside_int32_is_int32_min(
+    tmp_path: Path, zero_point: int, expected: list[int]
+) -> None:
+    """Scale 1.7e5: every product leaves int32, converts to INT32_MIN, then ``+ z`` wraps."""
+    layer = edge_layer([-48260, 48260, 12633, -12633], 1.7e5, zero_point=zero_point)
+    assert litert_and_numpy(tmp_path, layer, "reference") == expected
+
+
+@pytest.mark.parametrize(
+    ("zero_point", "expected"),
+    [
+        (0, [-128, 127, -128, -128]),
+        (2, [-128, -128, -128, -128]),  # 2147483646 + 2 wraps
+        (-1, [127, 127, 127, -128]),  # -2147483648 - 1 wraps
+        (-3, [127, 127, 127, 127]),  # -2147483646 - 3 wraps
+    ],
+)
+def test_reference_int32_limits(tmp_path: Path, zero_point: int, expected: list[int]) -> None:
+    """acc * 1.5 = ±2147483647.5 rounds away to ±2**31; ±2147483646 stays in int32."""
+    layer = edge_layer(
+        [1431655765, 1431655764, -1431655765, -1431655764], 1.5, zero_point=zero_point
+    )
+    assert litert_and_numpy(tmp_path, layer, "reference") == expected
+
+
+def test_builtin_zero_point_addition_wraps(tmp_path: Path) -> None:
+    """M = 2147483640, shift 0: acc = 2**31 - 1 scales to 2147483639, and ``+ 127`` wraps."""
+    scales = [0.8905952572822571, 1.0, 1.0, 1.0]
+    layer = dataclasses.replace(
+        edge_layer([2**31 - 1, 2**31 - 2, 2**31 - 128, 5], 1.0, zero_point=127),
+        input_scale=0.9970133900642395,
+        weight_scales=np.array(scales, np.float32),
+        per_channel=True,
+        output_scale=0.8879354000091553,
+    )
+    multipliers, shifts = layer.integer_multipliers("builtin")
+    assert (multipliers[0], shifts[0]) == (2147483640, 0)
+    assert shifts[1:].tolist() == [1, 1, 1]  # the others' left shift wraps as well
+    assert litert_and_numpy(tmp_path, layer, "builtin") == [-128, 125, -17, 127]
+
+
+@pytest.mark.parametrize(
+    ("zero_point", "expected"),
+    [(-1, [127, 127, -128, 127, 127]), (0, [-128, -128, -128, -128, 127])],
+)
+def test_xnnpack_below_int32_min_wraps(
+    tmp_path: Path, zero_point: int, expected: list[int]
+) -> None:
+    """XNNPACK clamps only from above in float32: ``fl(acc * 2) <= -2**31`` converts to
+    INT32_MIN, and a negative zero point wraps it; -2**31 + 128 does not."""
+    layer = edge_layer([-(2**30), -(2**30) + 1, -(2**30) + 64, -(2**31), 2**31 - 1], 2.0)
+    layer = dataclasses.replace(layer, output_zero_point=zero_point)
+    assert litert_and_numpy(tmp_path, layer, "xnnpack") == expected
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_accumulator_wraps(tmp_path: Path, rounding: str) -> None:
+    """bias 2147480647 + 18653 = 2147499300 wraps to -2147467996 on every path."""
+    weights = np.array([[127, 127, -127], [111, -111, -111]], np.int8)
+    layer = edge_layer(
+        [2147480647, -2147480647, -2147480647],
+        2.0**-25,
+        zero_point=-128,
+        weights=weights,
+        input_zero_point=-128,
+    )
+    x = np.array([[146.0, 1.0]], np.float32)  # q - z_in = 146, 1: dot products ±18653
+    # Exact: 2147499300 * 2**-25 = 64.0006 -> -64; wrapped: -64 -> -192 -> -128.
+    # -2147480647 - 18653 wraps to +2147467996: 64 - 128 = -64 instead of -128.
+    assert litert_and_numpy(tmp_path, layer, rounding, x) == [-128, -128, -64]
+
+
+def refuses(model: Model, rounding: str) -> bool:
+    """Whether LiteRT itself fails to prepare the model on the path."""
+    interpreter = make_interpreter(model, rounding=rounding)
+    try:
+        interpreter.allocate_tensors()
+    except RuntimeError:
+        return True
+    return False
+
+
+def test_xnnpack_refuses_scales_of_256_or_more(tmp_path: Path) -> None:
+    """XNNPACK's limit is on the float32 scale: fl(fl(s_in * s_w) / s_out) < 256."""
+    below = float(np.nextafter(np.float32(256), np.float32(0)))
+    # (s_in, s_w, s_out, refused). The last is 255.9999989 in double but 256 in float32, so a
+    # double-precision limit would accept it.
+    cases = [
+        (1.0, below, 1.0, False),
+        (1.0, 256.0, 1.0, True),
+        (1.2677323818206787, 388.86602783203125, 1.925695538520813, True),
+    ]
+    for s_in, s_w, s_out, refused in cases:
+        layer = dataclasses.replace(
+            edge_layer([1000, -1000], s_w), input_scale=s_in, output_scale=s_out
+        )
+        model = read_model(write_model(tmp_path / "scale.tflite", [layer]))
+        assert (float(layer.double_scales()[0]) >= 256) == (s_w == 256.0)
+        assert (float(layer.float_scales()[0]) >= 256) == refused
+        assert refuses(model, "xnnpack") == refused, (s_in, s_w, s_out)
+        assert ("xnnpack" in model.roundings) != refused
+        for rounding in ("builtin", "reference"):
+            assert not refuses(model, rounding)
+            assert_same(
+                run_numpy(model, ZERO_INPUT, rounding=rounding),
+                run_litert(model, ZERO_INPUT, rounding=rounding),
+            )
+
+
+def test_a_model_xnnpack_cannot_run(tmp_path: Path) -> None:
+    """Every backend says so in one line, naming the layer, its scale and the paths that can."""
+    first = dataclasses.replace(edge_layer([5, 5], 0.5, relu=True), output_scale=1.0)
+    second = dataclasses.replace(edge_layer([0, 0], 1.0), weights=np.eye(2, dtype=np.int8))
+    second = dataclasses.replace(
+        second, index=1, weight_scales=np.array([3.0, 2024.1], np.float32), per_channel=True
+    )
+    model = read_model(write_model(tmp_path / "big.tflite", [first, second]))
+    assert refuses(model, "xnnpack")
+    assert model.roundings == ("builtin", "reference")
+    message = (
+        f"{model.path}: layer 1's requantization scale 2024.1 (output channel 1) is not below "
+        "256, so LiteRT's default interpreter (XNNPACK) cannot run the model; use the builtin "
+        "or reference path, which can"
+    )
+    for run in (run_litert, run_numpy):
+        with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+            run(model, ZERO_INPUT, rounding="xnnpack")
+    for rounding in ("builtin", "reference"):
+        assert_same(
+            run_numpy(model, ZERO_INPUT, rounding=rounding),
+            run_litert(model, ZERO_INPUT, rounding=rounding),
+        )
+
+
+def test_builtin_and_reference_check_the_bias_scale(tmp_path: Path) -> None:
+    """|s_in * s_w - s_bias| / s_out <= 0.02, in double, for a layer with one weight scale."""
+    layer = edge_layer([5, 5], 0.5)
+    for offset, refused in ((0.019, False), (0.021, True)):
+        crafted = dataclasses.replace(layer, bias_scale=0.5 + offset)
+        model = read_model(write_model(tmp_path / "offset.tflite", [crafted]))
+        assert model.layers[0].bias_scale == float(np.float32(0.5 + offset))
+        for rounding in ("builtin", "reference"):
+            assert refuses(model, rounding) == refused
+        assert model.roundings == (("xnnpack",) if refused else ROUNDINGS)
+    # The converter's float32 product s_in * s_w is 0.059 output scales off the double one.
+    s_in, s_w, s_out = 4.096765518188477, 949180.56, 0.861167848110199
+    layer = dataclasses.replace(layer, input_scale=s_in, output_scale=s_out)
+    layer = dataclasses.replace(layer, weight_scales=np.full(2, s_w, np.float32))
+    model = read_model(write_model(tmp_path / "float32.tflite", [layer]))
+    assert model.layers[0].bias_scale == float(np.float32(s_in) * np.float32(s_w))
+    assert model.roundings == ()  # and the scale, 4.5e6, is too large for XNNPACK
+    for rounding in ("builtin", "reference"):
+        assert refuses(model, rounding)
+        with pytest.raises(
+            ModelError,
+            match=rf"^{re.escape(str(model.path))}: layer 0's bias scale differs from input "
+            r"scale \* weight scale by 0\.0592 output scales, more than 0\.02, so LiteRT's "
+            rf"{rounding} kernels cannot run the model; no LiteRT path can run it; export the "
+            r"model again$",
+        ):
+            run_numpy(model, ZERO_INPUT, rounding=rounding)

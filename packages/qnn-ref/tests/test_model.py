@@ -136,7 +136,16 @@ def test_written_model_reads_back(tmp_path: Path, per_channel: bool, float_io: b
         float_output=float_io,
     )
     model = read_model(path)
-    assert_same_layers(model.layers, layers)
+    # A per-tensor layer's bias scale is read back: the float32 product s_in * s_w.
+    expected = [
+        layer
+        if layer.per_channel
+        else dataclasses.replace(
+            layer, bias_scale=float(np.float32(layer.input_scale) * layer.weight_scales[0])
+        )
+        for layer in layers
+    ]
+    assert_same_layers(model.layers, expected)
     assert (model.float_input, model.float_output) == (float_io, float_io)
     assert model.input_shape == (8, 8)
     assert model.num_classes == 5
@@ -397,14 +406,9 @@ def branch(fb: schema.ModelT) -> None:
     ("change", "message"),
     [
         (
+            # A convolution is read by the chain reader (test_conv.py), which checks its options.
             set_opcode(schema.BuiltinOperator.CONV_2D),
-            f"op 1 is CONV_2D (before layer 0), which qnn-ref does not support; {FIX}, with "
-            "RESHAPE, QUANTIZE or DEQUANTIZE only at the ends",
-        ),
-        (
-            append_softmax,
-            f"op 3 is SOFTMAX (after layer 1), which qnn-ref does not support; {FIX}, with "
-            "RESHAPE, QUANTIZE or DEQUANTIZE only at the ends",
+            "layer 0 (CONV_2D, op 1) has no Conv2DOptions; export the model again",
         ),
         (
             set_tensor_type(1, schema.TensorType.FLOAT32),
@@ -447,7 +451,6 @@ def branch(fb: schema.ModelT) -> None:
     ],
     ids=[
         "conv",
-        "softmax",
         "float-weights",
         "int16",
         "int64-bias",
@@ -466,5 +469,115 @@ def test_unsupported(
         read_model(path)
 
 
+def test_trailing_softmax_is_left_out(model_file: Path, tmp_path: Path) -> None:
+    plain = read_model(model_file)
+    model = read_model(mutate(model_file, tmp_path / "softmax.tflite", append_softmax))
+    assert model.softmax_dropped
+    assert not plain.softmax_dropped
+    assert [layer.units for layer in model.layers] == [layer.units for layer in plain.layers]
+    for a, b in zip(model.layers, plain.layers, strict=True):
+        np.testing.assert_array_equal(a.weights, b.weights, strict=True)
+
+
 def test_model_error_is_a_value_error() -> None:
     assert issubclass(ModelError, ValueError)
+
+
+def test_accumulator_range_is_reached() -> None:
+    """The bounds are the least and greatest accumulators over every int8 input (all 65,536)."""
+    rng = np.random.default_rng(5)
+    q = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2)
+    for zero_point in (-128, -3, 127):
+        layer = dataclasses.replace(
+            random_layer(rng, 2, 6, input_q=(0.1, zero_point), per_channel=True, relu=False),
+            bias=np.array([0, 2**31 - 1, -(2**31), 17, -5, 9], np.int32),
+        )
+        acc = (q - zero_point) @ layer.weights.astype(np.int64) + layer.bias
+        low, high = layer.accumulator_range()
+        np.testing.assert_array_equal(low, acc.min(axis=0), strict=True)
+        np.testing.assert_array_equal(high, acc.max(axis=0), strict=True)
+
+
+def overflow_layer(
+    bias: int, scale: float, *, zero_point: int = 0, weight: int = 127
+) -> DenseLayer:
+    return DenseLayer(
+        index=0,
+        weights=np.full((4, 1), weight, np.int8),
+        bias=np.array([bias], np.int32),
+        input_scale=1.0,
+        input_zero_point=0,
+        weight_scales=np.array([scale], np.float32),
+        per_channel=False,
+        output_scale=1.0,
+        output_zero_point=zero_point,
+        relu=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "expected"),
+    [
+        # |acc| <= 4 * 128 * 127 + 1000: nothing leaves int32 at any ordinary scale.
+        (overflow_layer(1000, 0.01), {"xnnpack": False, "builtin": False, "reference": False}),
+        # A bias near 2**31 plus the dot product: the accumulator wraps on every path.
+        (overflow_layer(2**31 - 100, 2**-25), dict.fromkeys(ROUNDINGS, True)),
+        # Scale 2024 (shift 11): 65,532 << 11 still fits; builtin's zero point and the
+        # reference product fit too (65,532 * 2024 + 127 < 2**31)...
+        (overflow_layer(0, 2024.1, zero_point=127), dict.fromkeys(ROUNDINGS, False)),
+        # ... but with a bias of 2**20 the shifted accumulator leaves int32 (2**31 / 2**11).
+        (
+            overflow_layer(2**20, 2024.1),
+            {"xnnpack": False, "builtin": True, "reference": True},
+        ),
+        # Scale 1.7e5: 65,532 * 1.7e5 > 2**31 with a negative zero point: XNNPACK too.
+        (
+            overflow_layer(0, 1.7e5, zero_point=-17),
+            {"xnnpack": True, "builtin": True, "reference": True},
+        ),
+        # ... and with a non-negative one XNNPACK only saturates.
+        (
+            overflow_layer(0, 1.7e5, zero_point=0),
+            {"xnnpack": False, "builtin": True, "reference": True},
+        ),
+    ],
+)
+def test_int32_overflow(layer: DenseLayer, expected: dict[str, bool]) -> None:
+    flagged = {rounding: bool(layer.int32_overflow(rounding)[0]) for rounding in ROUNDINGS}
+    assert flagged == expected
+
+
+def test_int32_overflow_is_per_channel() -> None:
+    layer = dataclasses.replace(overflow_layer(0, 1.0), bias=np.array([0, 2**31 - 1], np.int32))
+    layer = dataclasses.replace(
+        layer, weights=np.full((4, 2), 127, np.int8), weight_scales=np.ones(2, np.float32)
+    )
+    assert layer.int32_overflow("xnnpack").tolist() == [False, True]
+
+
+def test_xnnpack_limit_and_message(tmp_path: Path) -> None:
+    big = overflow_layer(0, 300.0)
+    assert big.litert_refusal("xnnpack") == "requantization scale 300 is not below 256"
+    assert big.litert_refusal("builtin") is None
+    model = read_model(write_model(tmp_path / "big.tflite", [big]))
+    assert model.roundings == ("builtin", "reference")
+    assert model.check_rounding("builtin") == "builtin"
+    message = (
+        f"{model.path}: layer 0's requantization scale 300 is not below 256, so LiteRT's "
+        "default interpreter (XNNPACK) cannot run the model; use the builtin or reference "
+        "path, which can"
+    )
+    with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+        model.check_rounding("xnnpack")
+    with pytest.raises(ValueError, match=r"^rounding must be one of xnnpack, builtin, reference"):
+        model.check_rounding("exact")
+
+
+def test_write_model_rejects_a_zero_point_outside_int8(tmp_path: Path) -> None:
+    layer = dataclasses.replace(overflow_layer(0, 1.0), output_zero_point=200)
+    with pytest.raises(
+        ValueError,
+        match=r"^layer 0 output zero point must be an integer from -128 to 127, not 200$",
+    ):
+        write_model(tmp_path / "bad.tflite", [layer])
+    assert not (tmp_path / "bad.tflite").exists()

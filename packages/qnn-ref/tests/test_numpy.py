@@ -1,7 +1,8 @@
 """The NumPy reference against independent scalar implementations of each kernel's arithmetic.
 
 Bit-exactness with LiteRT itself is tested in test_litert.py; here every formula is written out
-a second time, one value at a time, with Python integers or NumPy float32 scalars.
+a second time, one value at a time, with Python integers, fractions or NumPy float32 scalars,
+and C's int32 arithmetic (two's complement wrap-around) comes from fxpmath.
 """
 
 import dataclasses
@@ -11,18 +12,35 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fxpmath import Fxp
 
 from qnn_ref import (
     DenseLayer,
     Model,
     Outputs,
+    accumulate,
     quantize_input,
+    quantize_multiplier,
     requantize,
     run_layers,
     run_numpy,
 )
 
 INT32_MIN = -(2**31)
+
+
+_INT32_WORD = Fxp(None, signed=True, n_word=32, n_frac=0, overflow="wrap")
+
+
+def int32(value: int) -> int:
+    """``value`` as C's int32 arithmetic leaves it: fxpmath's 32-bit two's complement wrap."""
+    _INT32_WORD.set_val(value, raw=True)
+    return int(_INT32_WORD.val)
+
+
+def to_int32(value: int) -> int:
+    """x86's conversion of an integral double to int32: INT32_MIN if it does not fit."""
+    return value if INT32_MIN <= value < 2**31 else INT32_MIN
 
 
 def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
@@ -35,22 +53,28 @@ def saturating_rounding_doubling_high_mul(a: int, b: int) -> int:
     return abs(total) // 2**31 * (1 if total >= 0 else -1)
 
 
-def builtin_scalar(acc: int, multiplier: int, shift: int) -> int:
-    """The optimized builtin kernels: double rounding, the final shift's ties toward +inf."""
+def builtin_scalar(acc: int, multiplier: int, shift: int, zero_point: int = 0) -> int:
+    """The optimized builtin kernels: double rounding, the final shift's ties toward +inf, and
+    int32 wrap-around in the left shift and the zero-point addition."""
     left, right = max(shift, 0), max(-shift, 0)
-    high = saturating_rounding_doubling_high_mul(acc * 2**left, multiplier)
-    return math.floor(Fraction(high, 2**right) + Fraction(1, 2))
+    high = saturating_rounding_doubling_high_mul(int32(int32(acc) * 2**left), multiplier)
+    return int32(math.floor(Fraction(high, 2**right) + Fraction(1, 2)) + zero_point)
 
 
-def reference_scalar(acc: int, scale: float) -> int:
-    """The reference kernels: ``acc * scale`` in double, then C's round (ties away from zero)."""
-    product = Fraction(float(acc) * scale)  # the double product, then exact arithmetic
-    return math.floor(abs(product) + Fraction(1, 2)) * (1 if product >= 0 else -1)
+def reference_scalar(acc: int, scale: float, zero_point: int = 0) -> int:
+    """The reference kernels: ``acc * scale`` in double, C's round (ties away from zero), the
+    x86 conversion to int32, then the zero point added in int32."""
+    product = Fraction(float(int32(acc)) * scale)  # the double product, then exact arithmetic
+    rounded = math.floor(abs(product) + Fraction(1, 2)) * (1 if product >= 0 else -1)
+    return int32(to_int32(rounded) + zero_point)
 
 
-def xnnpack_scalar(acc: int, scale: np.float32) -> int:
-    product = np.float32(acc) * scale  # float32 * float32 rounds once, to float32
-    return int(np.rint(product))
+def xnnpack_scalar(acc: int, scale: np.float32, zero_point: int = 0, high: int = 127) -> int:
+    """XNNPACK: float32 product (rounds once), clamped from above in float32, rint, the x86
+    conversion to int32, then the zero point added in int32."""
+    product = np.float32(int32(acc)) * scale  # float32 * float32 rounds once, to float32
+    product = min(product, np.float32(high - zero_point))
+    return int32(to_int32(int(np.rint(product))) + zero_point)
 
 
 def make_layer(units: int, scale: float, *, zero_point: int = 0, relu: bool = False) -> DenseLayer:
@@ -70,26 +94,74 @@ def make_layer(units: int, scale: float, *, zero_point: int = 0, relu: bool = Fa
 
 
 @pytest.mark.parametrize("rounding", ["xnnpack", "builtin", "reference"])
-@pytest.mark.parametrize("scale", [2.0**-20, 3e-4, 0.01, 0.4, 3.0])
-def test_requantize_against_scalar(rounding: str, scale: float) -> None:
-    layer = make_layer(8, scale, zero_point=-5)
+@pytest.mark.parametrize(
+    ("scale", "zero_point"),
+    [
+        (2.0**-20, -5),
+        (3e-4, -5),
+        (0.01, 100),
+        (0.4, -5),
+        (3.0, -5),
+        # Scales of 1 or more take accumulators beyond int32 (left shift, conversion, z).
+        (17.0, -100),
+        (300.0, 127),
+        (2024.1, 0),
+        (1.7e5, -17),
+        (1e6, 5),
+    ],
+)
+def test_requantize_against_scalar(rounding: str, scale: float, zero_point: int) -> None:
+    layer = make_layer(8, scale, zero_point=zero_point)
     rng = np.random.default_rng(7)
-    limit = min(2**31 - 1, int(200 / scale))
-    acc = rng.integers(-limit, limit, (300, 8))
-    acc[:4] = [[0] * 8, [1] * 8, [-1] * 8, [limit] * 8]
+    limit = min(2**31 - 1, max(int(200 / scale), 2))  # where outputs stay in range
+    acc = np.concatenate(
+        [
+            rng.integers(-limit, limit, (150, 8)),
+            rng.integers(INT32_MIN, 2**31, (50, 8)),  # the whole int32 range
+            rng.integers(-(2**40), 2**40, (10, 8)),  # exact sums beyond int32: they wrap
+        ]
+    )
+    acc[:6] = [[0] * 8, [1] * 8, [-1] * 8, [limit] * 8, [INT32_MIN] * 8, [2**31 - 1] * 8]
     actual = requantize(layer, acc, rounding=rounding)
     multipliers, shifts = layer.integer_multipliers(rounding)
     scales = layer.float_scales()
     expected = np.empty_like(actual)
     for (i, c), value in np.ndenumerate(acc):
         if rounding == "xnnpack":
-            scaled = xnnpack_scalar(int(value), scales[c])
+            scaled = xnnpack_scalar(int(value), scales[c], zero_point)
         elif rounding == "builtin":
-            scaled = builtin_scalar(int(value), int(multipliers[c]), int(shifts[c]))
+            scaled = builtin_scalar(int(value), int(multipliers[c]), int(shifts[c]), zero_point)
         else:
-            scaled = reference_scalar(int(value), float(layer.double_scales()[c]))
-        expected[i, c] = min(max(scaled - 5, -128), 127)
+            scaled = reference_scalar(int(value), float(layer.double_scales()[c]), zero_point)
+        expected[i, c] = min(max(scaled, -128), 127)
     np.testing.assert_array_equal(actual, expected, strict=True)
+
+
+def test_int32_wraps_like_c() -> None:
+    """The oracle's int32 (fxpmath) agrees with C on the values the tests rely on."""
+    assert [int32(v) for v in (2**31, -(2**31) - 1, 2**32 + 5, -1850631 * 2**11)] == [
+        INT32_MIN,
+        2**31 - 1,
+        5,
+        504875008,
+    ]
+
+
+@pytest.mark.parametrize("scale", [2.0**-33, 1e-9, 3e-4, 0.5, 1.0, 2024.1, 1.7e5, 1e6])
+def test_quantize_multiplier_fixed_point_view(scale: float) -> None:
+    """``M`` read as an unsigned Q0.31 fixed-point number (fxpmath) is ``scale / 2**shift``
+    rounded to 31 fraction bits, in ``[1/2, 1)``."""
+    (m,), (shift,) = quantize_multiplier(np.array([scale]))
+    q31 = Fxp(None, signed=False, n_word=31, n_frac=31)
+    q31.set_val(int(m), raw=True)
+    value = Fraction(float(q31.get_val()))
+    if scale < 2.0**-32:
+        assert (m, shift) == (0, 0)  # too small for a shift of -31: zero
+        return
+    assert Fraction(1, 2) <= value < 1
+    assert abs(value * Fraction(2) ** int(shift) - Fraction(scale)) <= Fraction(2) ** (
+        int(shift) - 32
+    )
 
 
 @pytest.mark.parametrize(
@@ -221,19 +293,20 @@ def accumulate_int64(layer: DenseLayer, x: np.ndarray) -> np.ndarray:
     ) + layer.bias
 
 
-@pytest.mark.parametrize("in_features", [144, 1024, 1025, 4096])
+@pytest.mark.parametrize("in_features", [144, 1024, 1025, 4096, 65536])
 def test_accumulation_is_exact_at_the_extremes(in_features: int) -> None:
-    """The float BLAS product equals int64 accumulation, even at the largest magnitudes."""
+    """The float BLAS product gives the exact accumulators even at the largest magnitudes,
+    wrapped to int32 as the kernels' are (Python integers and fxpmath's wrap as the oracle)."""
     weights = np.full((in_features, 3), -128, np.int8)
     weights[:, 1] = 127
     weights[::2, 2] = 127
     layer = DenseLayer(
         index=0,
         weights=weights,
-        bias=np.array([7, -7, 2**20], np.int32),
+        bias=np.array([7, -7, 2**31 - 1], np.int32),
         input_scale=1.0,
         input_zero_point=127,
-        weight_scales=np.full(3, 2.0**-30, np.float32),
+        weight_scales=np.full(3, 2.0**-23, np.float32),
         per_channel=True,
         output_scale=1.0,
         output_zero_point=0,
@@ -248,16 +321,30 @@ def test_accumulation_is_exact_at_the_extremes(in_features: int) -> None:
         float_output=False,
         layers=(layer,),
     )
-    q = np.full((2, in_features), -128, np.int8)
+    q = np.full((3, in_features), -128, np.int8)
     q[1, ::3] = 127
-    acc = accumulate_int64(layer, q)
-    assert np.abs(acc).max() >= in_features * 255 * 127 - 2**20
+    q[2, 1::2] = 127
+    exact = (q.astype(object) - 127) @ weights.astype(object) + layer.bias.astype(object)
+    assert max(abs(v) for v in exact.flat) >= in_features * 255 * 127 - 7
+    wrapped = np.array([[int32(v) for v in row] for row in exact], np.int32)
+    assert (wrapped != exact).any()  # channel 2's sums leave int32
+    np.testing.assert_array_equal(accumulate(layer, q), wrapped, strict=True)
     for rounding in ("xnnpack", "builtin", "reference"):
+        expected = requantize(layer, wrapped, rounding=rounding)
+        assert len(np.unique(expected)) > 2  # the scale keeps the outputs apart
         np.testing.assert_array_equal(
-            run_layers(model, q, rounding=rounding).layers[0],
-            requantize(layer, acc, rounding=rounding),
-            strict=True,
+            run_layers(model, q, rounding=rounding).layers[0], expected, strict=True
         )
+
+
+def test_accumulate_rejects() -> None:
+    layer = make_layer(3, 1.0)
+    with pytest.raises(
+        ValueError,
+        match=r"^quantized input must be an int8 array of shape \[N, 1\], not int16 of shape "
+        r"\[2, 1\]$",
+    ):
+        accumulate(layer, np.zeros((2, 1), np.int16))
 
 
 def test_run_numpy_layer_by_layer(default_model: Model, test_inputs) -> None:

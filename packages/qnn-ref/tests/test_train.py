@@ -10,7 +10,11 @@ import pytest
 
 import qnn_ref
 
-pytest.importorskip("tensorflow_model_optimization")
+
+def needs_training() -> None:
+    """Skip the calling test (only it: the others here need no TensorFlow) without the extra."""
+    pytest.importorskip("tensorflow_model_optimization", reason="training needs the train extra")
+
 
 #: A tiny, fast run: one float and one QAT epoch of an 8x8-input 64-8-10 network.
 TINY = {"hidden": (8,), "input_size": (8, 8), "epochs": 1, "qat_epochs": 1, "batch_size": 256}
@@ -18,6 +22,7 @@ TINY = {"hidden": (8,), "input_size": (8, 8), "epochs": 1, "qat_epochs": 1, "bat
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> tuple[Path, qnn_ref.TrainingFacts]:
+    needs_training()
     path = tmp_path_factory.mktemp("train") / "tiny.tflite"
     return path, qnn_ref.train(path, seed=3, **TINY)
 
@@ -83,11 +88,11 @@ def test_missing_tensorflow_is_one_clear_line(monkeypatch, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"hidden": (18, 0)}, r"^hidden layer sizes must be positive integers, not \[18, 0\]$"),
-        ({"input_size": (12, 0)}, r"^input size must be two positive integers, not \(12, 0\)$"),
-        ({"epochs": 0}, r"^epochs must be at least 1, not 0$"),
-        ({"qat_epochs": -1}, r"^QAT epochs must be at least 0, not -1$"),
-        ({"batch_size": 0}, r"^batch size must be at least 1, not 0$"),
+        ({"hidden": (18, 0)}, r"^hidden layer size must be a positive integer, not 0$"),
+        ({"input_size": (12, 0)}, r"^input size must be 2 positive integers, not \(12, 0\)$"),
+        ({"epochs": 0}, r"^epochs must be a positive integer, not 0$"),
+        ({"qat_epochs": -1}, r"^QAT epochs must be a non-negative integer, not -1$"),
+        ({"batch_size": 0}, r"^batch size must be a positive integer, not 0$"),
     ],
 )
 def test_train_rejects(tmp_path, kwargs, message):
@@ -95,7 +100,20 @@ def test_train_rejects(tmp_path, kwargs, message):
         qnn_ref.train(tmp_path / "m.tflite", **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden": (18, 2.5)}, r"^hidden layer size must be a positive integer, not 2\.5$"),
+        ({"epochs": True}, r"^epochs must be a positive integer, not True$"),
+    ],
+)
+def test_train_rejects_the_wrong_type(tmp_path, kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        qnn_ref.train(tmp_path / "m.tflite", **kwargs)
+
+
 def test_no_qat_epochs_and_no_hidden_layer(tmp_path):
+    needs_training()
     # qat_epochs=0 converts the float model with post-training quantization (per-channel
     # weight scales); hidden=() gives a single FULLY_CONNECTED layer.
     tiny = {**TINY, "hidden": (), "qat_epochs": 0}

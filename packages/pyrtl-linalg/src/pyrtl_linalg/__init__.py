@@ -1,6 +1,7 @@
 """Clocked integer linear algebra in PyRTL."""
 
 from ._argmax import make_argmax
+from ._compiled import BatchDriver
 from ._cycles import TileSlot, tile_period, tile_schedule, tiled_matmul_cycles
 from ._elementwise import make_add, make_clamp, make_relu, make_saturate
 from ._matrix import WireMatrix2D, to_signed
@@ -14,12 +15,13 @@ from ._requant import (
     unpack_requant_constants,
 )
 from ._simulate import SIMULATORS, MatmulDesign, build_matmul, make_simulation, simulate_matmul
-from ._systolic import accumulator_bits, make_systolic_array
+from ._systolic import accumulator_bits, column_skews, make_systolic_array
 from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
 
 __all__ = [
     "REQUANT_METHODS",
     "SIMULATORS",
+    "BatchDriver",
     "MatmulDesign",
     "MatmulJob",
     "TileSlot",
@@ -27,6 +29,7 @@ __all__ = [
     "WireMatrix2D",
     "accumulator_bits",
     "build_matmul",
+    "column_skews",
     "float32_scale_fields",
     "float64_scale_fields",
     "make_add",

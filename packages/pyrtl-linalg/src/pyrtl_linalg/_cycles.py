@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
+from ._validate import non_negative_int, positive_int
 
 __all__ = ["TileSlot", "tile_period", "tile_schedule", "tiled_matmul_cycles"]
 
@@ -37,12 +37,6 @@ class TileSlot:
     feed_end: int
     drain_start: int
     drain_end: int
-
-
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
 
 
 def tile_period(k: int, *, rows: int, cols: int) -> int:
@@ -77,16 +71,15 @@ def tile_schedule(
         job reads (0: the caller writes a drained column in the cycle it appears).
     :returns: one :class:`TileSlot` per tile.
     """
-    rows = _check_positive("array rows", rows)
-    cols = _check_positive("array cols", cols)
-    if isinstance(sink_latency, bool) or not isinstance(sink_latency, int) or sink_latency < 0:
-        raise ValueError(f"sink_latency must be a non-negative integer, not {sink_latency!r}")
+    rows = positive_int("array rows", rows)
+    cols = positive_int("array cols", cols)
+    sink_latency = non_negative_int("sink_latency", sink_latency)
     gap = rows + cols - 1 + sink_latency
     slots: list[TileSlot] = []
     cycle = 1
     for job, (m, k, n) in enumerate(shapes):
         for name, value in (("m", m), ("k", k), ("n", n)):
-            _check_positive(f"job {job} {name}", value)
+            positive_int(f"job {job} {name}", value)
         period = tile_period(k, rows=rows, cols=cols)
         tiles = [(mt, nt) for mt in range(math.ceil(m / rows)) for nt in range(math.ceil(n / cols))]
         for index, (mt, nt) in enumerate(tiles):

@@ -9,33 +9,24 @@ only where the value range allows it, so nothing silently wraps.
 from collections.abc import Sequence
 from typing import overload
 
-import numpy as np
 import pyrtl
+
+from ._validate import is_int, positive_int, signed_bits, signed_range
 
 __all__ = ["make_add", "make_clamp", "make_relu", "make_saturate"]
 
 Wires = pyrtl.WireVector | Sequence[pyrtl.WireVector]
 
 
-def _is_int(value: object) -> bool:
-    """True for Python and NumPy integers (but not ``bool``, which is rarely meant)."""
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _signed_bits(value: int) -> int:
-    """The fewest two's complement bits that hold ``value``."""
-    return (value if value >= 0 else ~value).bit_length() + 1
-
-
 def _signed_const(value: int) -> pyrtl.Const:
-    return pyrtl.Const(int(value), bitwidth=_signed_bits(int(value)), signed=True)
+    return pyrtl.Const(int(value), bitwidth=signed_bits(value), signed=True)
 
 
 def _operand(value: pyrtl.WireVector | int, name: str) -> pyrtl.WireVector:
     """A wire for a signed operand given as a wire or as an integer constant."""
     if isinstance(value, pyrtl.WireVector):
         return value
-    if _is_int(value):
+    if is_int(value):
         return _signed_const(int(value))
     raise TypeError(f"{name} must be a WireVector or an int, not {type(value).__name__}")
 
@@ -77,7 +68,7 @@ def make_add(a: Wires, b: Wires | int) -> pyrtl.WireVector | list[pyrtl.WireVect
     a_list = _as_list(a, "a")
     if a_list is None:
         return _add(a, _operand(b, "b"))
-    if isinstance(b, pyrtl.WireVector) or _is_int(b):
+    if isinstance(b, pyrtl.WireVector) or is_int(b):
         b_wire = _operand(b, "b")
         return [_add(x, b_wire) for x in a_list]
     b_list = _as_list(b, "b")
@@ -139,7 +130,7 @@ def make_clamp(
     :param hi: the upper bound, a signed wire or an integer.
     :returns: ``min(max(x, lo), hi)`` (per element).
     """
-    if _is_int(lo) and _is_int(hi) and lo > hi:
+    if is_int(lo) and is_int(hi) and lo > hi:
         raise ValueError(f"lo must not exceed hi, not lo={lo} and hi={hi}")
     lo_wire, hi_wire = _operand(lo, "lo"), _operand(hi, "hi")
     width = max(len(lo_wire), len(hi_wire))
@@ -155,10 +146,11 @@ def _saturate(x: pyrtl.WireVector, bits: int) -> pyrtl.WireVector:
     # x fits in `bits` bits exactly when its bits from bits-1 upward are all equal.
     upper = x[bits - 1 :]
     fits = (upper == 0) | (upper == (1 << len(upper)) - 1)
+    low, high = signed_range(bits)
     limit = pyrtl.select(
         x[-1],
-        pyrtl.Const(-(1 << (bits - 1)), bitwidth=bits, signed=True),
-        pyrtl.Const((1 << (bits - 1)) - 1, bitwidth=bits, signed=True),
+        pyrtl.Const(low, bitwidth=bits, signed=True),
+        pyrtl.Const(high, bitwidth=bits, signed=True),
     )
     return pyrtl.select(fits, x[:bits], limit)
 
@@ -178,9 +170,8 @@ def make_saturate(x: Wires, *, bits: int) -> pyrtl.WireVector | list[pyrtl.WireV
     :param bits: the result's bitwidth, at least 1.
     :returns: ``x`` saturated to ``bits`` bits (per element).
     """
-    if not _is_int(bits) or bits < 1:
-        raise ValueError(f"bits must be a positive integer, not {bits!r}")
+    bits = positive_int("bits", bits)
     x_list = _as_list(x, "x")
     if x_list is None:
-        return _saturate(x, int(bits))
-    return [_saturate(item, int(bits)) for item in x_list]
+        return _saturate(x, bits)
+    return [_saturate(item, bits) for item in x_list]

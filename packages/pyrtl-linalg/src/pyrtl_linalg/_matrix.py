@@ -1,4 +1,4 @@
-"""WireMatrix2D: a 2-D matrix of signed PyRTL wires with a ready/valid handshake."""
+"""WireMatrix2D: a 2-D matrix of signed PyRTL wires with a valid flag."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pyrtl
+
+from ._validate import positive_int, signed_range
 
 __all__ = ["WireMatrix2D", "to_signed"]
 
@@ -25,19 +27,13 @@ def to_signed(values: np.ndarray | int, bits: int) -> np.ndarray:
     return signed.astype(np.int64) if bits <= 63 else signed
 
 
-_Simulator = pyrtl.Simulation | pyrtl.FastSimulation | pyrtl.CompiledSimulation
-
-
-def _signed_range(bits: int) -> tuple[int, int]:
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-
 class WireMatrix2D:
-    """A ``rows x cols`` matrix of signed ``bits``-bit wires, plus ``valid`` and ``ready``.
+    """A ``rows x cols`` matrix of signed ``bits``-bit wires, plus ``valid``.
 
     Values are two's complement; ``bits`` is part of the type (every element has exactly that
-    width). ``valid`` says the producer drives a meaningful matrix this cycle, ``ready`` that the
-    consumer takes it; the matrix moves in cycles where both are high (:attr:`fire`). Unlike
+    width). ``valid`` says the producer drives a meaningful matrix this cycle. There is no
+    ``ready``: nothing in this package can stall (every engine runs a fixed schedule), so a
+    consumer must take a valid matrix in the cycle it is valid. Unlike
     :class:`pyrtl.rtllib.matrix.Matrix` this class does no arithmetic: it is a typed bundle of
     wires for clocked, streaming designs, with the conversions to and from NumPy that tests and
     testbenches need.
@@ -55,7 +51,6 @@ class WireMatrix2D:
     :param wires: ``rows`` sequences of ``cols`` wires, each ``bits`` wide.
     :param bits: width of every element.
     :param valid: 1-bit valid wire (default: always valid).
-    :param ready: 1-bit ready wire (default: always ready).
     """
 
     def __init__(
@@ -64,10 +59,8 @@ class WireMatrix2D:
         *,
         bits: int,
         valid: pyrtl.WireVector | int = 1,
-        ready: pyrtl.WireVector | int = 1,
     ) -> None:
-        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
-            raise ValueError(f"bits must be a positive integer, not {bits!r}")
+        bits = positive_int("bits", bits)
         grid = [list(row) for row in wires]
         if not grid or not grid[0] or any(len(row) != len(grid[0]) for row in grid):
             raise ValueError("wires must be a non-empty rectangle of rows of equal length")
@@ -78,17 +71,11 @@ class WireMatrix2D:
         self._wires = grid
         self.bits = bits
         self.valid = pyrtl.as_wires(valid, bitwidth=1)
-        self.ready = pyrtl.as_wires(ready, bitwidth=1)
 
     @property
     def shape(self) -> tuple[int, int]:
         """``(rows, cols)``."""
         return len(self._wires), len(self._wires[0])
-
-    @property
-    def fire(self) -> pyrtl.WireVector:
-        """1 in cycles where the matrix is transferred (``valid & ready``)."""
-        return self.valid & self.ready
 
     def __getitem__(self, index: tuple[int, int]) -> pyrtl.WireVector:
         i, j = index
@@ -119,7 +106,7 @@ class WireMatrix2D:
             raise ValueError(
                 f"values must be a 2-D integer array, not {values.dtype} of shape {values.shape}"
             )
-        low, high = _signed_range(bits)
+        low, high = signed_range(positive_int("bits", bits))
         if values.min() < low or values.max() > high:
             raise ValueError(f"values must be in the {bits}-bit signed range [{low}, {high}]")
         mask = (1 << bits) - 1
@@ -130,7 +117,7 @@ class WireMatrix2D:
 
     @classmethod
     def from_inputs(cls, shape: tuple[int, int], *, bits: int, name: str) -> WireMatrix2D:
-        """Input ports ``{name}_{i}_{j}``, with ``{name}_valid`` as an Input and ready = 1.
+        """Input ports ``{name}_{i}_{j}``, with ``{name}_valid`` as an Input.
 
         :param shape: ``(rows, cols)``.
         :param bits: element width.
@@ -186,7 +173,7 @@ class WireMatrix2D:
         CompiledSimulation can only observe Outputs, so call this on what a test reads.
 
         :param name: prefix of the ports' names.
-        :returns: the matrix of Outputs (same valid and ready).
+        :returns: the matrix of Outputs (with the Output ``{name}_valid``).
         """
         rows, cols = self.shape
         outputs = [
@@ -197,7 +184,7 @@ class WireMatrix2D:
                 outputs[i][j] <<= self._wires[i][j]
         valid = pyrtl.Output(1, f"{name}_valid")
         valid <<= self.valid
-        return WireMatrix2D(outputs, bits=self.bits, valid=valid, ready=self.ready)
+        return WireMatrix2D(outputs, bits=self.bits, valid=valid)
 
     def to_numpy(
         self,

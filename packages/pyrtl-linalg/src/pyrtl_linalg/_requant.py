@@ -31,7 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import pyrtl
 
-from ._elementwise import _is_int, make_add, make_clamp, make_saturate
+from ._elementwise import make_add, make_clamp, make_saturate
+from ._validate import int_in_range, signed_range
 
 __all__ = [
     "REQUANT_METHODS",
@@ -61,11 +62,15 @@ class _Float(NamedTuple):
     exponent_bits: int
     #: The final rounding to an integer: ties away from zero, else ties to even.
     ties_away: bool
+    #: Whether a positive value outside int32 also takes the int32 conversion (x86 gives
+    #: INT32_MIN) and the int32 zero-point addition (it wraps); negative ones always do.
+    #: XNNPACK clamps positive values in float first, the reference kernels do not.
+    wraps_positive: bool
 
 
 _FLOATS: Final = {
-    "float32": _Float(24, -149, 104, 9, ties_away=False),  # XNNPACK: rint
-    "float64": _Float(53, -1074, 971, 12, ties_away=True),  # reference kernels: round
+    "float32": _Float(24, -149, 104, 9, ties_away=False, wraps_positive=False),  # XNNPACK: rint
+    "float64": _Float(53, -1074, 971, 12, ties_away=True, wraps_positive=True),  # reference
 }
 
 
@@ -90,7 +95,7 @@ def _fields(method: str, out_bits: int) -> tuple[_Field, ...]:
         )
     else:
         scale = (_Field("multiplier", 0, 2**31 - 1, 31), _Field("shift", -31, 30, 6))
-    low, high = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
+    low, high = signed_range(out_bits)
     return (
         *scale,
         _Field("zero_point", low, high, out_bits),
@@ -103,8 +108,7 @@ def _check_config(method: object, out_bits: object) -> None:
     if method not in REQUANT_METHODS:
         names = ", ".join(repr(name) for name in REQUANT_METHODS)
         raise ValueError(f"method must be one of {names}, not {method!r}")
-    if not _is_int(out_bits) or not 2 <= out_bits <= 16:
-        raise ValueError(f"out_bits must be an integer from 2 to 16, not {out_bits!r}")
+    int_in_range("out_bits", out_bits, 2, 16)
 
 
 def _check_presence(method: str, given: dict[str, object]) -> None:
@@ -117,12 +121,6 @@ def _check_presence(method: str, given: dict[str, object]) -> None:
             raise ValueError(f"method {method!r} does not use {name}")
 
 
-def _range_error(field: _Field, value: object) -> ValueError:
-    return ValueError(
-        f"{field.name} must be an integer from {field.lo} to {field.hi}, not {value!r}"
-    )
-
-
 def _constant_wire(field: _Field, value: pyrtl.WireVector | int) -> pyrtl.WireVector | int:
     """Check one constant; integers stay integers (so the datapath can fold them)."""
     if isinstance(value, pyrtl.WireVector):
@@ -131,9 +129,7 @@ def _constant_wire(field: _Field, value: pyrtl.WireVector | int) -> pyrtl.WireVe
                 f"{field.name} wire must be at most {field.bits} bits wide, not {len(value)}"
             )
         return value
-    if not _is_int(value) or not field.lo <= value <= field.hi:
-        raise _range_error(field, value)
-    return int(value)
+    return int_in_range(field.name, value, field.lo, field.hi)
 
 
 def _signed_wire(value: pyrtl.WireVector | int, bits: int) -> pyrtl.WireVector:
@@ -157,16 +153,29 @@ def _rounding_shift(x: pyrtl.WireVector, amount: pyrtl.WireVector | int) -> pyrt
     """
     doubled = pyrtl.concat(x, pyrtl.Const(0, bitwidth=1))
     shifted = pyrtl.shift_right_arithmetic(doubled, amount)
-    return (shifted + 1).truncate(len(shifted))[1:]
+    return (shifted.zero_extended(len(shifted) + 1) + 1).truncate(len(shifted))[1:]
+
+
+def _signed_times_unsigned(x: pyrtl.WireVector, u: pyrtl.WireVector) -> pyrtl.WireVector:
+    """The exact product of a signed ``x`` and an unsigned ``u``, ``len(x) + len(u)`` bits.
+
+    The multiplier is ``len(x) x len(u)`` unsigned, the operands' real widths (24x31 for a
+    24-bit accumulator and a Q31 multiplier), not the product's width: read as
+    unsigned, a negative ``x`` is ``x + 2**len(x)``, so ``x * u`` is that unsigned product
+    minus ``u * 2**len(x)``, one subtraction of ``u`` from the product's top ``len(u)`` bits.
+    """
+    n, w = len(x), len(u)
+    unsigned = (x * u).truncate(n + w)  # PyRTL zero-extends the narrower operand
+    correction = pyrtl.select(x[-1], u, pyrtl.Const(0, bitwidth=w))
+    top = unsigned[n:].zero_extended(w + 1) - correction.zero_extended(w + 1)
+    return pyrtl.concat(top.truncate(w), unsigned[:n])
 
 
 def _single_round(
     acc: pyrtl.WireVector, multiplier: pyrtl.WireVector | int, shift: pyrtl.WireVector | int
 ) -> pyrtl.WireVector:
-    # acc * multiplier with multiplier >= 0: a sign-extended acc times the unsigned
-    # multiplier, truncated to its exact signed width, is the signed product.
-    width = len(acc) + 31
-    product = (acc.sign_extended(width) * _unsigned_wire(multiplier, 31)).truncate(width)
+    # acc * multiplier with multiplier >= 0: len(acc) + 31 bits, signed.
+    product = _signed_times_unsigned(acc, _unsigned_wire(multiplier, 31))
     if isinstance(shift, int):
         total_shift: pyrtl.WireVector | int = 31 - shift
     else:
@@ -195,7 +204,7 @@ def _double_round(
         a = pyrtl.concat(a[: 32 - left], pyrtl.Const(0, bitwidth=left))
     # SaturatingRoundingDoublingHighMul(a, m) = floor((a * m + 2**30) / 2**31) exactly; its
     # saturating case (a = m = -2**31) cannot arise because the multiplier is non-negative.
-    product = (a.sign_extended(63) * _unsigned_wire(multiplier, 31)).truncate(63)
+    product = _signed_times_unsigned(a, _unsigned_wire(multiplier, 31))  # 63 bits, signed
     nudged = (product.sign_extended(64) + (1 << 30)).truncate(64)
     high = nudged[31:63]
     return _rounding_shift(high, right)
@@ -255,6 +264,7 @@ def _float_scale(
     acc: pyrtl.WireVector,
     significand: pyrtl.WireVector | int,
     exponent: pyrtl.WireVector | int,
+    zero_point: pyrtl.WireVector | int,
     out_bits: int,
     fmt: _Float,
 ) -> pyrtl.WireVector:
@@ -265,10 +275,19 @@ def _float_scale(
     integer with ``fmt``'s ties. Only magnitudes below ``2**out_bits`` need to be exact:
     anything larger saturates, and after adding a zero point and clamping to ``out_bits``
     bits gives the same result.
+
+    Except where the kernels' int32 arithmetic leaves int32: a rounded value ``y`` outside
+    int32 converts to INT32_MIN (x86), and ``y + zero_point`` wraps. Both turn a value of
+    the zero point's sign (zero counting as positive) past the limit into one of the other
+    sign: the saturated result's sign flips. Exactly when ``y >= 2**31 - zero_point`` for
+    ``y > 0`` and ``y <= -2**31 - zero_point - 1`` for ``y < 0``; positive ``y`` only if
+    ``fmt.wraps_positive``.
     """
     p = fmt.significand_bits
     negative = acc[-1]
-    magnitude = pyrtl.select(negative, (~acc + 1).truncate(len(acc)), acc).zero_extended(32)
+    # 0 - acc rather than ~acc + 1: the same bits, and Verilog lint sees no width mismatch.
+    negated_acc = (pyrtl.Const(0, bitwidth=len(acc)) - acc).truncate(len(acc))
+    magnitude = pyrtl.select(negative, negated_acc, acc).zero_extended(32)
     normalized, lz = _normalize(magnitude)
     if p < 32:
         # fl(|acc|) = a * 2**(32 - p - lz + carry_a): round the normalized value to p bits.
@@ -309,6 +328,7 @@ def _float_scale(
     sticky = (b[: first - 1] != 0) | fine_sticky
     rounded = _round_increment(coarse[1:], coarse[0], sticky, ties_away=fmt.ties_away)
     zero = underflow | (acc == 0)
+    flip = _int32_flip(negative, b, d, zero_point, out_bits, fmt)
     magnitude_out = pyrtl.select(
         zero,
         pyrtl.Const(0, bitwidth=out_bits + 1),
@@ -318,7 +338,42 @@ def _float_scale(
             rounded.truncate(out_bits + 1),
         ),
     ).zero_extended(out_bits + 2)
-    return pyrtl.select(negative, (~magnitude_out + 1).truncate(out_bits + 2), magnitude_out)
+    negated = (pyrtl.Const(0, bitwidth=out_bits + 2) - magnitude_out).truncate(out_bits + 2)
+    return pyrtl.select(negative ^ flip, negated, magnitude_out)
+
+
+def _int32_flip(
+    negative: pyrtl.WireVector,
+    b: pyrtl.WireVector,
+    d: pyrtl.WireVector,
+    zero_point: pyrtl.WireVector | int,
+    out_bits: int,
+    fmt: _Float,
+) -> pyrtl.WireVector:
+    """Whether the int32 conversion or zero-point addition flips the sign (see
+    :func:`_float_scale`), from the rounded product ``b * 2**-r``, ``d = r - (p - out_bits)``.
+
+    With ``b`` in ``[2**(p-1), 2**p]``: ``r <= p - 32`` puts ``|x| >= 2**31`` (always past the
+    limit), ``r >= p - 30`` below ``2**30`` (never, as ``|zero_point| < 2**15``); at
+    ``r = p - 31`` the rounded magnitude ``m`` (32 bits) decides: ``m + z' >= 2**31`` with
+    ``z' = zero_point`` if it is non-negative, else ``~zero_point = |zero_point| - 1``.
+    """
+    p = fmt.significand_bits
+    z = _signed_wire(zero_point, out_bits)
+    z_negative = z[-1]
+    adjusted = pyrtl.select(z_negative, ~z, z).zero_extended(32)
+    if p > 31:  # round b * 2**(31 - p) to an integer, ties away (exact ties of float64)
+        half = pyrtl.Const(1 << (p - 32), bitwidth=p + 1)
+        m = (b + half).truncate(p + 1)[p - 31 :].zero_extended(32)
+    else:  # already an integer
+        m = pyrtl.concat(b, pyrtl.Const(0, bitwidth=31 - p)).truncate(32)
+    edge = (m + adjusted)[31]
+    limit = pyrtl.Const(out_bits - 31, bitwidth=len(d), signed=True)
+    past = pyrtl.signed_lt(d, limit) | ((d == limit) & edge)
+    same_sign = pyrtl.select(
+        negative, z_negative, ~z_negative & pyrtl.Const(int(fmt.wraps_positive), bitwidth=1)
+    )
+    return past & same_sign
 
 
 def make_requantize(
@@ -345,9 +400,11 @@ def make_requantize(
     float32 rounding ``fl32`` and ties to even; ``"float64"`` computes
     ``round(fl64(acc * scale))`` with float64 rounding ``fl64`` and ties away from zero
     (the requantization page of the docs gives the exact formulas and the datapath).
-    The scaled value is computed exactly before saturating, so the
-    result is the exact formula even where a C kernel's int32 arithmetic would overflow
-    (except ``"double_round"``'s int32 left shift, which wraps like the kernels').
+    Where a C kernel's int32 arithmetic leaves int32, the result is the kernel's on x86, not
+    the exact formula: ``"double_round"``'s left shift and zero-point addition wrap; the
+    float methods convert a rounded value outside int32 to INT32_MIN, as x86's conversion
+    instructions do, and add the zero point in int32, wrapping (``"float32"`` only below
+    ``-2**31``: XNNPACK clamps larger values first); ``"single_round"`` is exact.
 
     Every constant may be a Python integer or a wire holding it: unsigned for the multiplier
     and significand, two's complement for the others, at most as wide as given below (the
@@ -399,15 +456,19 @@ def make_requantize(
     )
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
         raise ValueError(f"lo must not exceed hi, not lo={lo} and hi={hi}")
-    if method == "single_round":
-        scaled = make_saturate(_single_round(acc, first, second), bits=out_bits + 2)
-    elif method == "double_round":
-        scaled = make_saturate(_double_round(acc, first, second), bits=out_bits + 2)
+    if method == "double_round":
+        # The kernels add the zero point to the int32 result in int32: the sum wraps, and
+        # saturating the wrapped sum gives the exact clamp below.
+        total = (_double_round(acc, first, second) + _signed_wire(zero_point, 32)).truncate(32)
+        shifted = make_saturate(total, bits=out_bits + 2)
     else:
-        scaled = _float_scale(acc, first, second, out_bits, _FLOATS[method])
-    # |scaled| <= 2**out_bits and any saturated value stays beyond [lo, hi] after adding a
-    # zero point of out_bits bits, so the clamp below gives the exact result.
-    shifted = make_add(scaled, _signed_wire(zero_point, out_bits))
+        if method == "single_round":
+            scaled = make_saturate(_single_round(acc, first, second), bits=out_bits + 2)
+        else:
+            scaled = _float_scale(acc, first, second, zero_point, out_bits, _FLOATS[method])
+        # |scaled| <= 2**out_bits and any saturated value stays beyond [lo, hi] after adding
+        # a zero point of out_bits bits, so the clamp below gives the exact result.
+        shifted = make_add(scaled, _signed_wire(zero_point, out_bits))
     return make_clamp(shifted, lo=_signed_wire(lo, out_bits), hi=_signed_wire(hi, out_bits))
 
 
@@ -524,8 +585,7 @@ def pack_requant_constants(
         if array.ndim != 1:
             raise ValueError(f"{field.name} must be a scalar or 1-D, not {array.ndim}-D")
         for channel, value in enumerate(array.tolist()):
-            if not _is_int(value) or not field.lo <= value <= field.hi:
-                raise _range_error(field, value)
+            int_in_range(field.name, value, field.lo, field.hi)
             words[channel] |= (value & ((1 << field.bits) - 1)) << offset
         offset += field.bits
     for channel, (low, high) in enumerate(zip(arrays[3].tolist(), arrays[4].tolist(), strict=True)):

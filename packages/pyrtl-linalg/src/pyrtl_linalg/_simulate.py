@@ -13,6 +13,7 @@ import pyrtl
 
 from ._cycles import tiled_matmul_cycles
 from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
+from ._validate import positive_int, signed_int, signed_range
 
 __all__ = ["SIMULATORS", "MatmulDesign", "build_matmul", "make_simulation", "simulate_matmul"]
 
@@ -73,14 +74,14 @@ def make_simulation(
 
 def _check_matrix(name: str, value: object, bits: int) -> np.ndarray:
     if not isinstance(value, np.ndarray):
-        raise ValueError(f"{name} must be a NumPy array, not {type(value).__name__}")
+        raise TypeError(f"{name} must be a NumPy array, not {type(value).__name__}")
+    if not np.issubdtype(value.dtype, np.integer):
+        raise TypeError(f"{name} must have an integer dtype, not {value.dtype}")
     if value.ndim != 2:
         raise ValueError(f"{name} must be 2-D, not {value.ndim}-D with shape {value.shape}")
-    if not np.issubdtype(value.dtype, np.integer):
-        raise ValueError(f"{name} must have an integer dtype, not {value.dtype}")
     if 0 in value.shape:
         raise ValueError(f"{name} must not be empty, but has shape {value.shape}")
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    low, high = signed_range(bits)
     if value.min() < low or value.max() > high:
         raise ValueError(
             f"{name} holds values in [{value.min()}, {value.max()}], outside the {bits}-bit "
@@ -123,9 +124,9 @@ def build_matmul(
 
     :returns: the block, the engine and the result memory.
     """
-    for name, value in (("rows", rows), ("cols", cols), ("bits", bits)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    rows = positive_int("rows", rows)
+    cols = positive_int("cols", cols)
+    bits = positive_int("bits", bits)
     a = _check_matrix("a", a, bits)
     b = _check_matrix("b", b, bits)
     if a.shape[1] != b.shape[0]:
@@ -133,15 +134,11 @@ def build_matmul(
             f"a has {a.shape[1]} columns but b has {b.shape[0]} rows (shapes {a.shape} and "
             f"{b.shape})"
         )
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if isinstance(a_zero_point, bool) or not isinstance(a_zero_point, int | np.integer):
-        raise ValueError(f"a_zero_point must be an integer, not {a_zero_point!r}")
-    if not low <= a_zero_point <= high:
-        raise ValueError(f"a_zero_point must be in [{low}, {high}], not {a_zero_point}")
+    a_zero_point = signed_int("a_zero_point", a_zero_point, bits)
     (m, k), n = a.shape, b.shape[1]
     if bias is not None:
         if not isinstance(bias, np.ndarray) or not np.issubdtype(bias.dtype, np.integer):
-            raise ValueError("bias must be a NumPy array of integers or None")
+            raise TypeError("bias must be a NumPy array of integers or None")
         if bias.shape != (n,):
             raise ValueError(f"bias must have shape ({n},) to match b, not {bias.shape}")
 

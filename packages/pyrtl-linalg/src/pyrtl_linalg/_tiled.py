@@ -17,6 +17,7 @@ import pyrtl
 from ._cycles import tile_period
 from ._matrix import WireMatrix2D, to_signed
 from ._systolic import accumulator_bits, make_systolic_array
+from ._validate import non_negative_int, positive_int, signed_bits, signed_int
 
 __all__ = ["MatmulJob", "TiledMatmul", "make_tiled_matmul", "pack_a", "pack_b", "unpack_a"]
 
@@ -96,47 +97,31 @@ class TiledMatmul:
         return WireMatrix2D([[v] for v in self.values], bits=self.value_bits, valid=self.valid)
 
 
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
-
-
-def _signed_bits(values: np.ndarray) -> int:
-    """Fewest two's complement bits that hold every value (at least 1)."""
-    low, high = int(values.min()), int(values.max())
-    return max(1, (-low - 1).bit_length() + 1 if low < 0 else 0, high.bit_length() + 1)
-
-
 def _check_job(index: int, job: MatmulJob, rows: int, cols: int, bits: int) -> np.ndarray | None:
     if not isinstance(job, MatmulJob):
-        raise ValueError(f"job {index} must be a MatmulJob, not {type(job).__name__}")
+        raise TypeError(f"job {index} must be a MatmulJob, not {type(job).__name__}")
     for field in ("m", "k", "n"):
-        _positive(f"job {index} {field}", getattr(job, field))
+        positive_int(f"job {index} {field}", getattr(job, field))
     for field, mem, width, tiles in (
         ("a", job.a, rows * bits, math.ceil(job.m / rows)),
         ("b", job.b, cols * bits, math.ceil(job.n / cols)),
     ):
         if not isinstance(mem, pyrtl.MemBlock):
-            raise ValueError(f"job {index} {field} must be a MemBlock or RomBlock")
+            raise TypeError(
+                f"job {index} {field} must be a MemBlock or RomBlock, not {type(mem).__name__}"
+            )
         if mem.bitwidth != width:
             raise ValueError(
                 f"job {index} {field} memory {mem.name!r} is {mem.bitwidth} bits wide, not {width}"
             )
-        base = getattr(job, f"{field}_base")
-        if isinstance(base, bool) or not isinstance(base, int) or base < 0:
-            raise ValueError(f"job {index} {field}_base must be a non-negative integer")
+        base = non_negative_int(f"job {index} {field}_base", getattr(job, f"{field}_base"))
         end = base + tiles * job.k
         if end > 1 << mem.addrwidth:
             raise ValueError(
                 f"job {index} {field} needs words {base}..{end - 1} but memory {mem.name!r} "
                 f"has {1 << mem.addrwidth}"
             )
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if not low <= job.a_zero_point <= high:
-        raise ValueError(
-            f"job {index} a_zero_point must be in [{low}, {high}], not {job.a_zero_point!r}"
-        )
+    signed_int(f"job {index} a_zero_point", job.a_zero_point, bits)
     if job.bias is None:
         return None
     bias = np.asarray(job.bias)
@@ -203,9 +188,17 @@ def make_tiled_matmul(
     caller's sink wrote from an earlier job's stream. The cycle count is
     :func:`~pyrtl_linalg.tiled_matmul_cycles`.
 
-    Widths: the accumulators are :func:`~pyrtl_linalg.accumulator_bits` of the largest ``k``
-    (``2*bits + ceil(log2 k)``); with a bias the output values are one bit wider than the
+    Widths: ``A - a_zero_point`` enters the array as a ``bits + 1``-bit signed value (``bits``
+    when no job has a zero point) and ``B`` as a ``bits``-bit one, so each PE's product has
+    ``2*bits + 1`` bits (17 for int8: one DSP48E1) and only that product is widened to the
+    accumulators, :func:`~pyrtl_linalg.accumulator_bits` of the largest ``k``
+    (``2*bits + ceil(log2 k)``). With a bias the output values are one bit wider than the
     larger of that and the bias's own signed width. No result can overflow.
+
+    Skew: tiles are never closer than the smallest :func:`~pyrtl_linalg.tile_period` of the
+    jobs, which is at least ``cols``, and the array is told so (``min_period``, see
+    :func:`~pyrtl_linalg.column_skews`): the first ``period - rows + 1`` columns need no
+    delay registers, so a one-row array has none at all.
 
     The engine owns one read port on each distinct memory it reads (per operand role). Their
     addresses come straight from registers, so synchronous (``asynchronous=False``) memories
@@ -221,11 +214,10 @@ def make_tiled_matmul(
     :param name: prefix of the engine's wire names.
     :returns: the handshake and output stream.
     """
-    rows = _positive("array rows", rows)
-    cols = _positive("array cols", cols)
-    bits = _positive("bits", bits)
-    if isinstance(sink_latency, bool) or not isinstance(sink_latency, int) or sink_latency < 0:
-        raise ValueError(f"sink_latency must be a non-negative integer, not {sink_latency!r}")
+    rows = positive_int("array rows", rows)
+    cols = positive_int("array cols", cols)
+    bits = positive_int("bits", bits)
+    sink_latency = non_negative_int("sink_latency", sink_latency)
     if len(jobs) == 0:
         raise ValueError("jobs must hold at least one MatmulJob")
     if len(start) != 1:
@@ -320,17 +312,15 @@ def make_tiled_matmul(
     fin.next <<= _pick(fin, (job_end & last_job, 1), (done, 0))
     load.next <<= job_end & ~last_job
 
-    # Edges: read one packed word per operand, subtract the zero point, sign-extend to the
-    # accumulator width.
+    # Edges: read one packed word per operand and subtract the zero point. The operands enter
+    # the array at their own width (bits + 1 and bits); each PE widens only its product.
     a_word = _read_operand(a_mems, a_addr, a_next, rom["a_sel"], f"{name}_a")
     b_word = _read_operand(b_mems, b_addr, b_next, rom["b_sel"], f"{name}_b")
-    zero_point = rom["zp"].sign_extended(bits + 1)
-    a_edge = []
-    for i in range(rows):
-        value = a_word[i * bits : (i + 1) * bits].sign_extended(bits + 1)
-        shifted = (value - zero_point)[: bits + 1] if any(fields["zp"]) else value
-        a_edge.append(shifted.sign_extended(acc_bits))
-    b_edge = [b_word[j * bits : (j + 1) * bits].sign_extended(acc_bits) for j in range(cols)]
+    a_edge = [a_word[i * bits : (i + 1) * bits] for i in range(rows)]
+    if any(fields["zp"]):
+        zero_point = rom["zp"].sign_extended(bits + 1)
+        a_edge = [(value.sign_extended(bits + 1) - zero_point)[: bits + 1] for value in a_edge]
+    b_edge = [b_word[j * bits : (j + 1) * bits] for j in range(cols)]
 
     # Drain controller: a tile's column 0 is complete `rows` cycles after its last element
     # entered the corner; the tags of the tile wait in `pending` until then.
@@ -342,6 +332,7 @@ def make_tiled_matmul(
         last=tile_end,
         drain=drain_col,
         acc_bits=acc_bits,
+        min_period=min(tile_period(job.k, rows=rows, cols=cols) for job in jobs),
         name=f"{name}_sa",
     )
     tags = {
@@ -376,7 +367,7 @@ def make_tiled_matmul(
 
     value_bits = acc_bits
     if has_bias:
-        bias_bits = _signed_bits(np.array(bias_words, dtype=object))
+        bias_bits = signed_bits(*bias_words)
         value_bits = max(acc_bits, bias_bits) + 1
         mask = (1 << bias_bits) - 1
         bias_rom = pyrtl.RomBlock(
@@ -448,17 +439,28 @@ def pack_b(b: np.ndarray, *, cols: int, bits: int = 8) -> list[int]:
 
 
 def unpack_a(
-    words: Sequence[int] | Mapping[int, int], *, m: int, k: int, rows: int, bits: int = 8
+    words: Sequence[int] | Mapping[int, int],
+    *,
+    m: int,
+    k: int,
+    rows: int,
+    bits: int = 8,
+    signed: bool = True,
 ) -> np.ndarray:
     """Read a matrix back from the ``A`` layout: the inverse of :func:`pack_a`.
 
     The drained result stream, written at ``m_tile*n + column``, is in this layout too
-    (``k = n``, ``bits = value_bits``).
+    (``k = n``, ``bits = value_bits``). Fields are two's complement by default; unsigned
+    fields (indices, say) read with ``signed=False``.
 
     >>> unpack_a([0xFF01, 0x402, 0x5, 0x6], m=3, k=2, rows=2)
     array([[ 1,  2],
            [-1,  4],
            [ 5,  6]])
+    >>> unpack_a([0xFF01, 0x402, 0x5, 0x6], m=3, k=2, rows=2, signed=False)
+    array([[  1,   2],
+           [255,   4],
+           [  5,   6]])
 
     :param words: the words from address 0 on, as a sequence or a mapping from address to
         word (missing addresses read as 0, as from ``inspect_mem``).
@@ -466,7 +468,8 @@ def unpack_a(
     :param k: columns of the matrix.
     :param rows: values per word (the array's rows).
     :param bits: width of one value.
-    :returns: signed int64 array of shape ``(m, k)`` (object array when ``bits > 63``).
+    :param signed: read each field as two's complement (``True``) or as an unsigned integer.
+    :returns: int64 array of shape ``(m, k)`` (object array when ``bits > 63``).
     """
     tiles = math.ceil(m / rows)
     get = words.get if isinstance(words, Mapping) else words.__getitem__
@@ -476,5 +479,7 @@ def unpack_a(
         packed = [[get(t * k + kk) for kk in range(k)] for t in range(tiles)]
     packed_array = np.array(packed, dtype=object).reshape(tiles, 1, k)
     shifts = np.array([i * bits for i in range(rows)], dtype=object).reshape(1, rows, 1)
-    values = (packed_array >> shifts) & ((1 << bits) - 1)
-    return to_signed(values.reshape(tiles * rows, k)[:m], bits)
+    values = ((packed_array >> shifts) & ((1 << bits) - 1)).reshape(tiles * rows, k)[:m]
+    if signed:
+        return to_signed(values, bits)
+    return values.astype(np.int64) if bits <= 63 else values

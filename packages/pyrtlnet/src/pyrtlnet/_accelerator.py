@@ -1,34 +1,40 @@
-"""Build the hardware once, then stream batches of images through its simulation.
+"""Simulate a :class:`~pyrtlnet.Design` and stream batches of images through it.
 
 The driver talks to the design only through its top-level ports and memories: per batch it
 writes the quantized inputs through ``in_we``/``in_addr``/``in_data``, raises ``start`` for one
 cycle, lets the simulation run exactly :attr:`Accelerator.cycles_per_batch` cycles, checks that
-``done`` is high in that cycle, and reads every layer's activation memory and the prediction
-memory. The design is idle again after ``done``, so the next batch follows with no rebuild and no
-reset.
+``done`` is high in that cycle and that the hardware's own ``cycles`` counter agrees, and reads
+every layer's activation memory and the prediction memory. The design is idle again after
+``done``, so the next batch follows with no rebuild and no reset.
 
-Speed comes from doing as little Python per simulated cycle as possible: with
-:class:`pyrtl.CompiledSimulation` a whole batch (loading, start, computation) is a single
-``run`` call of plain dictionaries, and results are read from memory afterwards instead of being
-traced cycle by cycle.
+Speed comes from doing no Python per simulated cycle: a whole batch (loading, start,
+computation) is one :class:`pyrtl_linalg.BatchDriver` call, which hands the batch's stimulus to
+:class:`pyrtl.CompiledSimulation`'s compiled kernel as one NumPy buffer (the input words are
+packed with NumPy, never as Python integers), and results are read from memory afterwards
+instead of being traced cycle by cycle.
 """
 
-import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TextIO
 
 import numpy as np
 import pyrtl
 
-from pyrtl_linalg import SIMULATORS, make_simulation, pack_a, unpack_a
+from pyrtl_linalg import SIMULATORS, BatchDriver, make_simulation
 from qnn_ref import Model, Outputs, preprocess, quantize_input
 
-from ._hardware import Hardware, build_hardware
+from ._design import Design, build_design
 from ._plan import Plan, make_plan
+from ._validate import check_choice
+from ._vcd import VcdWriter, estimate_vcd_bytes, waveform_wires
 
-__all__ = ["Accelerator", "InferenceResult", "build"]
+__all__ = ["Accelerator", "DesignError", "InferenceResult", "build"]
+
+#: The top scope of a waveform: the name of the exported Verilog module.
+_WAVEFORM_SCOPE = "pyrtlnet"
 
 
 @dataclass(frozen=True, eq=False)
@@ -37,7 +43,8 @@ class InferenceResult:
 
     :param outputs: the quantized inputs, every layer's int8 output and the predictions, read
         from the simulated hardware (a :class:`qnn_ref.Outputs`, comparable with LiteRT's).
-    :param cycles: simulated clock cycles from ``start`` to ``done``, summed over batches.
+    :param cycles: clock cycles from ``start`` to ``done`` summed over batches, as the
+        hardware's ``cycles`` counter measured them.
     :param batches: number of batches run.
     """
 
@@ -56,128 +63,85 @@ class DesignError(RuntimeError):
 
 
 class Accelerator:
-    """Gate-level inference hardware for one model, built once and simulated.
+    """A simulation of one :class:`~pyrtlnet.Design`, through which any number of images stream.
 
-    Create it with :func:`build`. It holds the PyRTL design (:attr:`block`) and one simulation
-    of it; :meth:`run` streams any number of images through that same simulation.
+    Create it with :func:`build` (plan, design and simulation in one call) or from a design.
     """
 
-    def __init__(self, plan: Plan, *, simulator: str = "compiled", trace: bool = False) -> None:
-        """Build the design for ``plan`` and its simulation (prefer :func:`build`).
+    def __init__(self, design: Design, *, simulator: str = "compiled", trace: bool = False) -> None:
+        """Compile the simulation of ``design``.
 
-        :param plan: from :func:`pyrtlnet.make_plan`.
+        :param design: from :func:`pyrtlnet.build_design`; several accelerators may simulate
+            the same design.
         :param simulator: ``"compiled"`` (:class:`pyrtl.CompiledSimulation`, fastest),
             ``"fast"`` (:class:`pyrtl.FastSimulation`) or ``"simulation"``
             (:class:`pyrtl.Simulation`).
-        :param trace: record every named wire in every cycle for :meth:`write_vcd` (needs the
-            ``fast`` or ``simulation`` simulator: the compiled one can only trace ports).
+        :param trace: record every named wire (:func:`waveform_wires`: no constants or
+            temporaries) in every cycle, for :meth:`write_vcd` or ``run(..., vcd=file)``
+            (needs the ``fast`` or ``simulation`` simulator: the compiled one can only trace
+            ports).
         """
-        if simulator not in SIMULATORS:
-            raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+        if not isinstance(design, Design):
+            raise TypeError(
+                f"an Accelerator simulates a Design (from pyrtlnet.build_design), "
+                f"not {type(design).__name__}"
+            )
+        check_choice("simulator", simulator, tuple(SIMULATORS))
         if trace and simulator == "compiled":
             raise ValueError(
                 "a waveform needs the fast or simulation simulator "
                 "(CompiledSimulation traces only top-level ports)"
             )
         began = time.perf_counter()
-        #: The plan the hardware was built from (memories, ROM contents, cycle count).
-        self.plan = plan
+        #: The design simulated.
+        self.design = design
         #: The PyRTL simulator's name: ``"compiled"``, ``"fast"`` or ``"simulation"``.
         self.simulator = simulator
-        self._hardware: Hardware = build_hardware(plan)
-        tracer = None
+        block = design.block
+        # Record only the two ports the driver inspects, unless a waveform is wanted.
+        tracer = [block.wirevector_by_name["done"], block.wirevector_by_name["cycles"]]
         if trace:
-            tracer = [w for w in self.block.wirevector_set if not w.name.startswith("tmp")]
-        self._sim = make_simulation(simulator=simulator, trace=tracer, block=self.block)
-        self._compiled = simulator == "compiled"
+            tracer = waveform_wires(block)
+        self._sim = make_simulation(simulator=simulator, trace=tracer, block=block)
+        self._driver = BatchDriver(self._sim)
         self._trace = trace
-        # The other simulators want a value for every Input in every cycle.
-        inputs = sorted(w.name for w in self.block.wirevector_subset(pyrtl.Input))
-        self._idle = {name: 0 for name in inputs}
-        # The cycles after `start` but the last, with no inputs (shared: run() only reads them).
-        self._compute: list[dict[str, int]] = [{}] * (plan.cycles_per_batch - 1)
-        #: Seconds spent building the design and compiling its simulation.
-        self.build_seconds = time.perf_counter() - began
+        #: Seconds spent compiling the simulation.
+        self.compile_seconds = time.perf_counter() - began
 
     # -- configuration ------------------------------------------------------------------------
 
     @property
+    def plan(self) -> Plan:
+        """The plan the design was built from."""
+        return self.design.plan
+
+    @property
     def block(self) -> pyrtl.Block:
-        """The PyRTL block holding the design (for export, synthesis, statistics)."""
-        return self._hardware.block
+        """The PyRTL block holding the design."""
+        return self.design.block
 
     @property
     def model(self) -> Model:
         """The model the hardware runs."""
-        return self.plan.model
+        return self.design.model
 
     @property
     def batch_size(self) -> int:
         """Images per batch: the activation memories hold one batch."""
-        return self.plan.batch_size
+        return self.design.batch_size
 
     @property
     def cycles_per_batch(self) -> int:
-        """Cycles from ``start`` to ``done`` of one batch (:func:`pyrtlnet.make_plan` gives
-        the formula); a batch of fewer images takes as long as a full one."""
-        return self.plan.cycles_per_batch
+        """Cycles from ``start`` to ``done`` of one batch by the plan's formula (see
+        :func:`pyrtlnet.make_plan`); every batch run checks the hardware agrees."""
+        return self.design.cycles_per_batch
 
-    # -- the ports a testbench drives ---------------------------------------------------------
-
-    def input_writes(self, q: np.ndarray) -> list[tuple[int, int]]:
-        """``(in_addr, in_data)`` writes that load one batch of quantized inputs.
-
-        :param q: int8 ``[b, in_features]`` with ``1 <= b <= batch_size``; only the row tiles
-            holding these ``b`` images are written.
-        :returns: the writes, in address order.
-        """
-        q = self._check_inputs(q, limit=self.batch_size)
-        words = pack_a(q, rows=self.plan.lanes)
-        return list(enumerate(words))
-
-    def output_words(self, y: np.ndarray) -> list[tuple[int, int, int]]:
-        """``(out_addr, word, care mask)`` of the last layer's memory holding ``y``.
-
-        :param y: int8 ``[b, units]`` outputs of the last layer for a batch of ``b`` images.
-        :returns: one triple per word; lanes past ``b`` have mask 0.
-        """
-        lanes = self.plan.lanes
-        b, units = y.shape
-        words = pack_a(np.asarray(y, np.int64), rows=lanes)
-        result = []
-        for address, word in enumerate(words):
-            mt = address // units
-            used = min(lanes, b - mt * lanes)
-            result.append((address, word, (1 << (8 * used)) - 1))
-        return result
-
-    def prediction_words(self, p: np.ndarray) -> list[tuple[int, int, int]]:
-        """``(pred_addr, word, care mask)`` of the prediction memory holding ``p``.
-
-        :param p: ``[b]`` predictions of a batch of ``b`` images.
-        :returns: one triple per row tile; lanes past ``b`` have mask 0.
-        """
-        bits, lanes = self.plan.index_bits, self.plan.lanes
-        p = np.asarray(p, np.int64)
-        words = pack_a(p[:, None], rows=lanes, bits=bits)
-        return [
-            (mt, word, (1 << (bits * min(lanes, len(p) - mt * lanes))) - 1)
-            for mt, word in enumerate(words)
-        ]
+    @property
+    def build_seconds(self) -> float:
+        """Seconds spent building the design and compiling its simulation."""
+        return self.design.build_seconds + self.compile_seconds
 
     # -- running ------------------------------------------------------------------------------
-
-    def _check_inputs(self, q: np.ndarray, *, limit: int | None = None) -> np.ndarray:
-        features = self.model.in_features
-        q = np.asarray(q)
-        if q.ndim != 2 or q.shape[1] != features or q.dtype != np.int8 or len(q) == 0:
-            raise ValueError(
-                f"quantized inputs must be an int8 array of shape [N, {features}] with N >= 1, "
-                f"not {q.dtype} of shape {list(q.shape)}"
-            )
-        if limit is not None and len(q) > limit:
-            raise ValueError(f"a batch holds at most {limit} images, not {len(q)}")
-        return q
 
     def quantize(self, images: np.ndarray) -> np.ndarray:
         """Quantize raw images as every backend does (:func:`qnn_ref.preprocess`, then
@@ -195,93 +159,141 @@ class Accelerator:
         x = preprocess(images, self.model.input_shape)
         return quantize_input(self.model, x, rounding=self.plan.rounding)
 
-    def _steps(self, steps: list[dict[str, int]]) -> None:
-        if self._compiled:
-            self._sim.run(steps)
-        else:
-            for step in steps:
-                self._sim.step({**self._idle, **step})
-
-    def _read(self, memory: pyrtl.MemBlock, count: int) -> list[int]:
-        view = self._sim.inspect_mem(memory)
-        if self._compiled:
-            return [view[address] for address in range(count)]
-        return [view.get(address, 0) for address in range(count)]
-
-    def _run_batch(self, q: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        plan, hardware = self.plan, self._hardware
-        steps: list[dict[str, int]] = [
-            {"in_we": 1, "in_addr": address, "in_data": word}
-            for address, word in self.input_writes(q)
-        ]
-        steps.append({"start": 1})
-        self._steps(steps + self._compute)
-        # One more cycle, stepped on its own so the simulator records `done` for it.
-        self._steps([{}])
-        if self._sim.inspect("done") != 1:
+    def _run_batch(self, q: np.ndarray) -> tuple[Outputs, int]:
+        design = self.design
+        words = _input_bytes(q, design.lanes)
+        loads, planned = len(words), design.cycles_per_batch
+        start = np.zeros(loads + 1, np.uint8)
+        start[loads] = 1
+        # The load cycles, the start cycle, then `planned` more: `done` is due in the last.
+        ports = self._driver.run(
+            loads + 1 + planned,
+            {
+                "in_we": np.ones(loads, np.uint8),
+                "in_addr": np.arange(loads),
+                "in_data": words,
+                "start": start,
+            },
+            outputs=("done", "cycles"),
+        )
+        measured = int(ports["cycles"][-1])
+        if ports["done"][-1] != 1:
             raise DesignError(
-                f"done was not high {plan.cycles_per_batch} cycles after start, as the plan says"
+                f"done was not high {planned} cycles after start, as the plan says "
+                f"(the cycle counter reads {measured})"
             )
-        b = len(q)
-        tiles = math.ceil(b / plan.lanes)
-        layers = [
-            unpack_a(self._read(memory, tiles * width), m=b, k=width, rows=plan.lanes).astype(
-                np.int8
+        if measured != planned:
+            raise DesignError(
+                f"the hardware counted {measured} cycles from start to done, the plan says "
+                f"{planned}"
             )
-            for memory, width in zip(hardware.activations[1:], plan.widths[1:], strict=True)
-        ]
-        bits = plan.index_bits
-        words = self._read(hardware.predictions, tiles)
-        # unpack_a reads two's complement; the indices are unsigned.
-        signed = unpack_a(words, m=b, k=1, rows=plan.lanes, bits=bits)[:, 0]
-        return layers, signed & ((1 << bits) - 1)
+        memory = self._sim.inspect_mem
+        layers = tuple(
+            design.read_activations(layer, memory(activations), len(q))
+            for layer, activations in enumerate(design.activations[1:])
+        )
+        predictions = design.read_predictions(memory(design.predictions), len(q))
+        return Outputs(input=q, layers=layers, predictions=predictions), measured
 
     def run(
         self,
         data: np.ndarray,
         *,
         progress: Callable[[int], None] | None = None,
+        vcd: TextIO | None = None,
     ) -> InferenceResult:
         """Run images through the simulated hardware, one batch of :attr:`batch_size` at a time.
 
         :param data: raw uint8 images ``[N, 28, 28]`` (quantized with :meth:`quantize`) or
             already quantized int8 inputs ``[N, in_features]``.
         :param progress: called with the number of images finished after every batch.
-        :returns: the hardware's int8 outputs of every layer, its predictions and the cycles.
-        :raises ValueError: if ``data`` is neither.
+        :param vcd: a text file to write the run's waveform to as it goes (needs
+            ``trace=True``): after each batch its cycles are appended (value changes only,
+            see :class:`pyrtlnet.VcdWriter`) and the trace is emptied, so memory stays that of
+            one batch however many images run. Cycle 0 of the file is the run's first.
+        :returns: the hardware's int8 outputs of every layer, its predictions and the cycles
+            it counted.
+        :raises ValueError: if ``data`` is neither, or ``vcd`` is given without ``trace=True``.
+        :raises DesignError: if a batch's ``done`` or cycle count disagrees with the plan.
         """
         data = np.asarray(data)
-        q = self._check_inputs(self.quantize(data) if data.dtype == np.uint8 else data)
-        layers: list[list[np.ndarray]] = [[] for _ in self.model.layers]
-        predictions = []
-        batches = 0
+        q = self.design.check_inputs(self.quantize(data) if data.dtype == np.uint8 else data)
+        writer = None
+        if vcd is not None:
+            writer = VcdWriter(vcd, self._waveform_wires(), module=_WAVEFORM_SCOPE)
+            self._clear_trace()  # the file starts with this run
+        parts = []
+        cycles = 0
         for first in range(0, len(q), self.batch_size):
-            outs, pred = self._run_batch(q[first : first + self.batch_size])
-            for store, out in zip(layers, outs, strict=True):
-                store.append(out)
-            predictions.append(pred)
-            batches += 1
+            part, measured = self._run_batch(q[first : first + self.batch_size])
+            parts.append(part)
+            cycles += measured
+            if writer is not None:
+                writer.write(self._sim.tracer.trace)
+                self._clear_trace()
             if progress is not None:
                 progress(min(first + self.batch_size, len(q)))
-        outputs = Outputs(
-            input=q,
-            layers=tuple(np.concatenate(store) for store in layers),
-            predictions=np.concatenate(predictions),
-        )
-        return InferenceResult(
-            outputs=outputs, cycles=batches * self.cycles_per_batch, batches=batches
-        )
+        if writer is not None:
+            writer.close()
+        return InferenceResult(outputs=Outputs.concat(parts), cycles=cycles, batches=len(parts))
+
+    def _waveform_wires(self) -> list[pyrtl.WireVector]:
+        if not self._trace:
+            raise ValueError("build the accelerator with trace=True to write a waveform")
+        return waveform_wires(self.block)
+
+    def _clear_trace(self) -> None:
+        for values in self._sim.tracer.trace.values():
+            values.clear()
+
+    def simulated_cycles(self, images: int) -> int:
+        """Clock cycles the simulation steps to run ``images`` images: per batch, the input
+        words loaded, the ``start`` cycle and :attr:`cycles_per_batch` (an upper bound when
+        the last batch is short).
+
+        :param images: number of images.
+        """
+        lanes = self.design.lanes
+        loads = -(-self.batch_size // lanes) * self.model.in_features
+        return -(-images // self.batch_size) * (loads + 1 + self.cycles_per_batch)
+
+    def estimate_vcd_bytes(self, images: int) -> int:
+        """An upper bound of the size of the waveform of ``images`` images (every recorded
+        wire changing in every cycle; see :func:`pyrtlnet.estimate_vcd_bytes`), to warn
+        before writing a large one.
+
+        :param images: number of images.
+        """
+        return estimate_vcd_bytes(waveform_wires(self.block), self.simulated_cycles(images))
 
     def write_vcd(self, file: str | os.PathLike[str]) -> None:
-        """Write the waveform of everything simulated so far as a VCD file (for GTKWave).
+        """Write the waveform recorded so far as a VCD file (for GTKWave), in the format of
+        ``run(..., vcd=file)``; the recording is every run since the last one given ``vcd``.
+
+        Prefer ``run(..., vcd=file)`` for many images: this holds every cycle in memory first.
 
         :param file: the file to write.
         :raises ValueError: if the accelerator was built without ``trace=True``.
         """
-        if not self._trace:
-            raise ValueError("build the accelerator with trace=True to write a waveform")
+        wires = self._waveform_wires()
         with open(file, "w") as out:
-            self._sim.tracer.print_vcd(out)
+            writer = VcdWriter(out, wires, module=_WAVEFORM_SCOPE)
+            writer.write(self._sim.tracer.trace)
+            writer.close()
+
+
+def _input_bytes(q: np.ndarray, lanes: int) -> np.ndarray:
+    """The words :meth:`Design.input_writes` loads, as ``uint8 [words, lanes]``: word
+    ``mt * in_features + f`` holds value ``f`` of images ``mt * lanes + i`` in byte ``i`` (the
+    "A" layout of :func:`pyrtl_linalg.pack_a` for 8-bit values; rows past the batch are 0).
+
+    A transposition in NumPy, where ``pack_a``'s Python integers would cost about a third of a
+    16-image batch's simulation time.
+    """
+    tiles = -(-len(q) // lanes)
+    padded = np.zeros((tiles * lanes, q.shape[1]), np.int8)
+    padded[: len(q)] = q
+    return padded.reshape(tiles, lanes, -1).transpose(0, 2, 1).reshape(-1, lanes).view(np.uint8)
 
 
 def build(
@@ -294,7 +306,8 @@ def build(
     simulator: str = "compiled",
     trace: bool = False,
 ) -> Accelerator:
-    """Plan and build the inference hardware for ``model`` and its simulation, once.
+    """Plan and build the inference hardware for ``model`` and its simulation, once: the same
+    as ``Accelerator(build_design(make_plan(model, ...)), simulator=..., trace=...)``.
 
     :param model: from :func:`qnn_ref.read_model`.
     :param architecture: ``"shared"`` (one array for every layer) or ``"per-layer"``.
@@ -314,4 +327,4 @@ def build(
         batch_size=batch_size,
         rounding=rounding,
     )
-    return Accelerator(plan, simulator=simulator, trace=trace)
+    return Accelerator(build_design(plan), simulator=simulator, trace=trace)

@@ -1,31 +1,48 @@
 """Run many images through several simulations at once: one worker process per core.
 
-Each worker builds its own :class:`~pyrtlnet.Accelerator` once (PyRTL's simulators are not
-shared between processes) and then runs chunks of whole batches through it. Because every batch
-is independent and the hardware returns to idle after each one, the result is the same as one
-accelerator running every batch in order: only faster.
+Each worker receives the :class:`~pyrtlnet.Plan`, builds its own design and simulation from it
+once (PyRTL's blocks and simulators are not shared between processes) and then runs chunks of
+whole batches through it. Because every batch is independent and the hardware returns to idle
+after each one, the result is the same as one accelerator running every batch in order: only
+faster.
+
+Interrupting (Ctrl-C, or any exception in the parent) terminates every worker at once: workers
+ignore ``SIGINT`` themselves, so only the parent decides, and the cleanup runs with ``SIGINT``
+masked so that a second Ctrl-C cannot leave workers behind. A worker that dies (killed, out of
+memory) breaks the pool, which raises :class:`concurrent.futures.process.BrokenProcessPool`
+rather than waiting for it forever.
 """
 
 import math
 import multiprocessing
 import os
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from qnn_ref import Model
-from qnn_ref.cli import concatenate
+from qnn_ref import Outputs
 
-from ._accelerator import Accelerator, InferenceResult, build
+from ._accelerator import Accelerator, InferenceResult
+from ._design import build_design, check_inputs
+from ._plan import Plan
+from ._validate import check_positive
 
 __all__ = ["ParallelResult", "default_jobs", "run_parallel"]
 
 #: Images per task handed to a worker at most: small enough that the progress bar moves.
 _CHUNK_IMAGES = 200
 
-_accelerator: Accelerator | None = None  # the worker's own, built once by _start_worker
+# The worker's own state: the plan it was started with, and the accelerator it builds from it
+# on its first chunk (building in the first task, not in the initializer, lets a failure reach
+# the parent as that task's own exception).
+_plan: Plan | None = None
+_simulator = "compiled"
+_accelerator: Accelerator | None = None
 
 
 def default_jobs() -> int:
@@ -41,71 +58,103 @@ class ParallelResult(InferenceResult):
     """An :class:`~pyrtlnet.InferenceResult` from several workers.
 
     :param workers: worker processes used.
-    :param build_seconds: the longest time a worker spent building its accelerator (they build
-        at the same time).
+    :param build_seconds: the longest time a worker spent building its design and simulation
+        (they build at the same time).
     """
 
     workers: int = 1
     build_seconds: float = 0.0
 
 
-def _start_worker(model: Model, options: dict[str, object]) -> None:
+def _start_worker(plan: Plan, simulator: str) -> None:
+    global _plan, _simulator
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _plan, _simulator = plan, simulator
+
+
+def _run_chunk(task: tuple[int, np.ndarray]) -> tuple[int, InferenceResult, float]:
     global _accelerator
-    _accelerator = build(model, **options)  # type: ignore[arg-type]
-
-
-def _run_chunk(first: int, q: np.ndarray) -> tuple[int, InferenceResult, float]:
-    assert _accelerator is not None, "worker used before its accelerator was built"
+    if _accelerator is None:
+        assert _plan is not None, "worker used before it was started"
+        _accelerator = Accelerator(build_design(_plan), simulator=_simulator)
+    first, q = task
     return first, _accelerator.run(q), _accelerator.build_seconds
 
 
+@contextmanager
+def _sigint_masked() -> Iterator[None]:
+    """Ignore Ctrl-C inside the block (only the main thread can; elsewhere do nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_parallel(
-    model: Model,
+    plan: Plan,
     q: np.ndarray,
     *,
     jobs: int,
+    simulator: str = "compiled",
     progress: Callable[[int], None] | None = None,
-    **options: object,
 ) -> ParallelResult:
-    """Run quantized inputs through ``jobs`` worker processes, each with its own accelerator.
+    """Run quantized inputs through ``jobs`` worker processes, each simulating ``plan``'s design.
 
-    :param model: the model.
+    :param plan: from :func:`pyrtlnet.make_plan` (sent to every worker, which builds the design
+        from it).
     :param q: int8 ``[N, in_features]`` quantized inputs.
-    :param jobs: worker processes (at most one per batch is started).
+    :param jobs: worker processes (at most one per chunk of batches is started).
+    :param simulator: the PyRTL simulator each worker uses (see :class:`pyrtlnet.Accelerator`).
     :param progress: called with the number of images finished so far, after every chunk.
-    :param options: keyword arguments of :func:`pyrtlnet.build` (``batch_size``, ...).
     :returns: the outputs of all ``N`` images, in order, as one accelerator would give them.
+    :raises ValueError: if ``q`` is not int8 ``[N, in_features]`` with ``N >= 1``.
+    :raises KeyboardInterrupt: after terminating every worker, if interrupted.
     """
-    batch_size = int(options.get("batch_size", 1))  # type: ignore[call-overload]
+    jobs = check_positive("jobs", jobs)
+    q = check_inputs(plan.model, q)
+    batch_size = plan.batch_size
     batches = math.ceil(len(q) / batch_size)
     workers = max(1, min(jobs, batches))
     per_task = max(1, min(_CHUNK_IMAGES // batch_size, math.ceil(batches / workers)))
     step = per_task * batch_size
+    tasks = [(first, q[first : first + step]) for first in range(0, len(q), step)]
+    workers = min(workers, len(tasks))
     parts: dict[int, InferenceResult] = {}
     build_seconds = 0.0
     done = 0
     # "spawn": a fresh interpreter per worker, safe whatever threads the parent runs (LiteRT,
     # TensorFlow in tests).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
+    before = set(multiprocessing.active_children())
+    pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(model, options),
-    ) as pool:
-        pending = {pool.submit(_run_chunk, i, q[i : i + step]) for i in range(0, len(q), step)}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                first, part, seconds = future.result()
-                parts[first] = part
-                build_seconds = max(build_seconds, seconds)
-                done += len(part.predictions)
-                if progress is not None:
-                    progress(done)
+        initargs=(plan, simulator),
+    )
+    try:
+        for future in as_completed([pool.submit(_run_chunk, task) for task in tasks]):
+            first, part, seconds = future.result()
+            parts[first] = part
+            build_seconds = max(build_seconds, seconds)
+            done += len(part.predictions)
+            if progress is not None:
+                progress(done)
+    except BaseException:
+        with _sigint_masked():
+            # The pool's own processes: the children started since it was created.
+            for process in set(multiprocessing.active_children()) - before:
+                process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     ordered = [parts[i] for i in sorted(parts)]
     return ParallelResult(
-        outputs=concatenate([p.outputs for p in ordered]),
+        outputs=Outputs.concat([p.outputs for p in ordered]),
         cycles=sum(p.cycles for p in ordered),
         batches=sum(p.batches for p in ordered),
         workers=workers,

@@ -2,7 +2,7 @@
 
 The plan is pure Python and NumPy: it fixes the architecture, the array size, the batch the
 memories are built for, the contents of every ROM, the depth of every activation memory and the
-exact cycle count of one batch, before a single wire exists. :mod:`pyrtlnet._hardware` then
+exact cycle count of one batch, before a single wire exists. :func:`pyrtlnet.build_design` then
 builds exactly what the plan says, and :class:`pyrtlnet.Accelerator` streams batches through it.
 
 Memory layouts are pyrtl-linalg's tiled-matmul layouts (:func:`pyrtl_linalg.pack_a`,
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-import numpy as np
-
 from pyrtl_linalg import pack_b, tiled_matmul_cycles
-from qnn_ref import ROUNDINGS, Model, Rounding
+from qnn_ref import ROUNDINGS, DenseLayer, Model, Rounding
+
+from ._validate import check_choice, check_positive
 
 __all__ = [
     "ARCHITECTURES",
@@ -31,7 +31,7 @@ __all__ = [
     "MAX_DEFAULT_ROWS",
     "MAX_MEMORY_WORDS",
     "MAX_PROCESSING_ELEMENTS",
-    "REQUANT_METHODS",
+    "ROUNDING_REQUANT_METHODS",
     "SINK_LATENCY",
     "Architecture",
     "EnginePlan",
@@ -48,8 +48,9 @@ Architecture = Literal["shared", "per-layer"]
 #: ``"per-layer"``: one full-size array per layer (``batch x units``), as the original pyrtlnet.
 ARCHITECTURES: tuple[Architecture, ...] = get_args(Architecture)
 
-#: The pyrtl-linalg requantization method that reproduces each LiteRT kernel path bit for bit.
-REQUANT_METHODS: dict[Rounding, str] = {
+#: The pyrtl-linalg requantization method (one of :data:`pyrtl_linalg.REQUANT_METHODS`) that
+#: reproduces each LiteRT kernel path bit for bit.
+ROUNDING_REQUANT_METHODS: dict[Rounding, str] = {
     "xnnpack": "float32",
     "builtin": "double_round",
     "reference": "float64",
@@ -88,12 +89,6 @@ MAX_MEMORY_WORDS = 1 << 16
 #: Largest array (rows times columns of multiply-accumulate elements) pyrtlnet builds; larger
 #: ones take minutes to compile for simulation and fit no FPGA this project targets.
 MAX_PROCESSING_ELEMENTS = 1024
-
-
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r}")
-    return int(value)
 
 
 def parse_array(text: str) -> tuple[int, int]:
@@ -162,7 +157,7 @@ class Plan:
     @property
     def requant_method(self) -> str:
         """The pyrtl-linalg requantization method for :attr:`rounding`."""
-        return REQUANT_METHODS[self.rounding]
+        return ROUNDING_REQUANT_METHODS[self.rounding]
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -220,16 +215,25 @@ def make_plan(
     :param batch_size: images per batch.
     :param rounding: the LiteRT kernel path to reproduce (:data:`qnn_ref.ROUNDINGS`).
     :returns: the plan.
-    :raises ValueError: for an unknown architecture or rounding, a non-positive array size or
+    :raises TypeError: for a batch size or array size that is not an integer, an architecture
+        or rounding that is not a string, an array that is not a pair.
+    :raises ValueError: for a model with a layer other than FULLY_CONNECTED (a convolution
+        or pooling), an unknown architecture or rounding, a non-positive array size or
         batch size, an array given for per-layer, an array or batch too large for the memories.
+    :raises qnn_ref.ModelError: if LiteRT cannot run the model on the ``rounding`` path
+        (:meth:`qnn_ref.Model.check_rounding`).
     """
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"architecture must be one of {', '.join(ARCHITECTURES)}, not {architecture!r}"
-        )
-    batch_size = _check_positive("batch size", batch_size)
+    check_choice("rounding", rounding, ROUNDINGS)
+    check_choice("architecture", architecture, ARCHITECTURES)
+    for layer in model.layers:
+        if not isinstance(layer, DenseLayer):
+            raise ValueError(
+                "pyrtlnet runs dense (FULLY_CONNECTED) models only; "
+                f"layer {layer.index} is {layer.op}"
+            )
+    # Where LiteRT cannot run the model on this path there is nothing to be bit-exact with.
+    model.check_rounding(rounding)
+    batch_size = check_positive("batch size", batch_size)
     indices = range(len(model.layers))
     if architecture == "per-layer":
         if array is not None:
@@ -244,11 +248,12 @@ def make_plan(
     else:
         if array is None:
             array = default_array(batch_size)
-        if not isinstance(array, tuple | list) or len(array) != 2:
+        if not isinstance(array, tuple | list):
+            raise TypeError(f"array must be a (rows, cols) pair, not {array!r}")
+        if len(array) != 2:
             raise ValueError(f"array must be a (rows, cols) pair, not {array!r}")
-        rows, cols = array
-        rows = _check_positive("array rows", rows)
-        cols = _check_positive("array cols", cols)
+        rows = check_positive("array rows", array[0])
+        cols = check_positive("array cols", array[1])
         lanes = rows
         engines = (_engine(model, list(indices), rows=rows, cols=cols),)
     elements = sum(e.rows * e.cols for e in engines)

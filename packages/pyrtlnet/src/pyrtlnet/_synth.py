@@ -15,6 +15,11 @@ Three yosys flows, one yosys process each, all on the same flattened module:
 PyRTL memories read asynchronously, so yosys maps most of them to LUT RAM, flip-flops or LUT
 logic; block RAM (synchronous read) is used only where yosys can absorb a register into the read
 address, as it can for some ROMs.
+
+yosys takes minutes to hours on the larger designs (the 16x16 array at batch 16 took over 40
+minutes for the three flows on a 2-core machine), so :func:`run_yosys` reports each flow as it
+starts and ends through a ``progress`` callback, and :func:`estimate_synthesis` sizes a design
+before any yosys runs, for a caller to warn on.
 """
 
 from __future__ import annotations
@@ -27,19 +32,27 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyrtl
+
+from ._design import Design
+
 __all__ = [
     "FLOWS",
+    "LARGE_SYNTHESIS",
     "PYNQ_Z2",
     "Budget",
     "BudgetCheck",
     "FlowResult",
     "SynthError",
+    "SynthEstimate",
+    "SynthProgress",
     "SynthReport",
     "check_budget",
+    "estimate_synthesis",
     "run_yosys",
 ]
 
@@ -260,6 +273,71 @@ def _stat(path: Path) -> tuple[int, dict[str, int]]:
     return int(stats["num_cells"]), {k: int(v) for k, v in stats["num_cells_by_type"].items()}
 
 
+#: :attr:`SynthEstimate.size` above which yosys takes many minutes: the 4x16 array at batch 16
+#: (size 43,402) took about 5.5 minutes for ``synth`` and ``synth_xilinx`` here, the 16x16
+#: array at batch 16 (128,676) over 40 minutes for all three flows; the default 1x16 design
+#: (9,935) takes 2 to 4 minutes for all three.
+LARGE_SYNTHESIS = 30_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthEstimate:
+    """How much work a design is for yosys, measured on the PyRTL block before synthesis.
+
+    :param logic_bits: bits of every PyRTL net's result (adders, multipliers, multiplexers,
+        registers, ...): what yosys turns into gates.
+    :param memory_bits: bits of the writable memories, which yosys maps to LUT RAM, block RAM
+        or flip-flops.
+    :param processing_elements: multiply-accumulate elements of every array.
+    """
+
+    logic_bits: int
+    memory_bits: int
+    processing_elements: int
+
+    @property
+    def size(self) -> int:
+        """``logic_bits + memory_bits // 3``: yosys' run time grows about linearly with it
+        (fitted on the design-space runs, where a memory bit cost a third of a logic bit)."""
+        return self.logic_bits + self.memory_bits // 3
+
+    @property
+    def large(self) -> bool:
+        """Whether :attr:`size` exceeds :data:`LARGE_SYNTHESIS`."""
+        return self.size > LARGE_SYNTHESIS
+
+
+def estimate_synthesis(design: Design) -> SynthEstimate:
+    """Size ``design`` for yosys (see :class:`SynthEstimate`), in well under a second.
+
+    :param design: from :func:`pyrtlnet.build_design`.
+    """
+    block = design.block
+    memories = [m for m in block.memblock_by_name.values() if not isinstance(m, pyrtl.RomBlock)]
+    return SynthEstimate(
+        logic_bits=sum(net.dests[0].bitwidth for net in block.logic if net.dests),
+        memory_bits=sum(m.bitwidth << m.addrwidth for m in memories),
+        processing_elements=sum(e.rows * e.cols for e in design.plan.engines),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthProgress:
+    """What :func:`run_yosys` is doing, passed to its ``progress`` callback.
+
+    :param flow: the flow (one of :data:`FLOWS`).
+    :param index: its position among the flows run, from 1.
+    :param count: how many flows run.
+    :param result: None when the flow starts; its result when it has finished
+        (:attr:`FlowResult.seconds` says how long it took).
+    """
+
+    flow: str
+    index: int
+    count: int
+    result: FlowResult | None = None
+
+
 def _run_flow(verilog: Path, flow: str, top: str, workdir: Path) -> FlowResult:
     stat_file, depth_file = workdir / f"{flow}.json", workdir / f"{flow}.depth.txt"
     commands = [f'read_verilog "{verilog}"']
@@ -281,30 +359,45 @@ def _run_flow(verilog: Path, flow: str, top: str, workdir: Path) -> FlowResult:
 
 
 def run_yosys(
-    verilog: str | os.PathLike[str],
+    design: Design | str | os.PathLike[str],
     *,
     top: str = "pyrtlnet",
     flows: Sequence[str] = FLOWS,
     workdir: str | os.PathLike[str] | None = None,
+    progress: Callable[[SynthProgress], None] | None = None,
 ) -> SynthReport:
-    """Synthesize ``verilog`` with each of ``flows`` (one yosys process each, in turn).
+    """Synthesize a design with each of ``flows`` (one yosys process each, in turn).
 
-    :param verilog: the design file, e.g. from :func:`~pyrtlnet._verilog.export_verilog`.
-    :param top: its top module.
+    :param design: a :class:`~pyrtlnet.Design` (exported with
+        :func:`~pyrtlnet.export_verilog` into ``workdir``), or a Verilog file.
+    :param top: the top module (the module name a Design is exported with).
     :param flows: a subset of :data:`FLOWS`, run in this order.
-    :param workdir: where yosys writes its statistics; default: a temporary directory.
+    :param workdir: where the Verilog and yosys' statistics go; default: a temporary directory.
+    :param progress: called when each flow starts and when it ends (see :class:`SynthProgress`).
     :raises SynthError: yosys is not installed or failed.
+    :raises ValueError: for an unknown flow or a Verilog file that does not exist.
     """
+    from ._verilog import export_verilog  # _verilog imports this package's Design too
+
     unknown = [f for f in flows if f not in FLOWS]
     if unknown:
         raise ValueError(f"unknown yosys flow {unknown[0]!r}; choose from {', '.join(FLOWS)}")
     if shutil.which("yosys") is None:
         raise SynthError("yosys is not installed")
-    source = Path(verilog).resolve()
-    if not source.is_file():
+    source = None if isinstance(design, Design) else Path(design).resolve()
+    if source is not None and not source.is_file():
         raise ValueError(f"no Verilog file at {source}")
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(workdir) if workdir is not None else Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
-        results = {flow: _run_flow(source, flow, top, where) for flow in flows}
+        if source is None:
+            source = (where / "design.v").resolve()
+            export_verilog(design, source, module_name=top)
+        results = {}
+        for index, flow in enumerate(flows, start=1):
+            if progress is not None:
+                progress(SynthProgress(flow, index, len(flows)))
+            results[flow] = _run_flow(source, flow, top, where)
+            if progress is not None:
+                progress(SynthProgress(flow, index, len(flows), results[flow]))
     return SynthReport(flows=results)

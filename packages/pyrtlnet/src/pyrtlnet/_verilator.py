@@ -16,21 +16,28 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from subprocess import CompletedProcess
+from typing import Literal, Protocol, get_args
 
-from pyrtlnet._verilog import TESTBENCH_TOP, TestbenchFiles
+from ._validate import check_choice, check_positive
+from ._verilog import TESTBENCH_TOP, TestbenchFiles
 
 __all__ = [
-    "SIMULATORS",
+    "VERILOG_SIMULATORS",
     "SimulationError",
     "SimulationResult",
     "run_testbench",
     "simulator_available",
 ]
 
-SIMULATORS: tuple[str, ...] = ("verilator", "iverilog")
+#: A Verilog simulator a testbench runs in.
 Simulator = Literal["verilator", "iverilog"]
+
+#: The Verilog simulators :func:`run_testbench` can use (distinct from PyRTL's simulators,
+#: :data:`pyrtl_linalg.SIMULATORS`).
+VERILOG_SIMULATORS: tuple[Simulator, ...] = get_args(Simulator)
 
 _RESULT = re.compile(
     r"^RESULT (?P<status>PASS|FAIL) images=(?P<images>\d+) batches=(?P<batches>\d+) "
@@ -81,23 +88,81 @@ class SimulationResult:
 def simulator_available(simulator: str) -> bool:
     """Whether the executables ``simulator`` needs are on ``PATH``.
 
-    :param simulator: one of :data:`SIMULATORS`.
+    :param simulator: one of :data:`VERILOG_SIMULATORS`.
     """
-    if simulator not in _EXECUTABLES:
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    check_choice("simulator", simulator, VERILOG_SIMULATORS)
     return all(shutil.which(name) for name in _EXECUTABLES[simulator])
 
 
-def _run(command: list[str], cwd: Path, what: str) -> str:
-    """Run ``command`` in ``cwd``; its stdout, or :class:`SimulationError` with its output."""
+def _run(command: list[str], cwd: Path, what: str, *, check: bool = True) -> CompletedProcess[str]:
+    """Run ``command`` in ``cwd``; :class:`SimulationError` with its output if it is missing or,
+    with ``check``, exits non-zero."""
     try:
         done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
     except FileNotFoundError as exc:
         raise SimulationError(f"{what} failed: {command[0]} is not installed") from exc
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-        raise SimulationError(f"{what} failed (exit {done.returncode}):\n{tail}")
-    return done.stdout
+    if check and done.returncode != 0:
+        raise SimulationError(f"{what} failed (exit {done.returncode}):\n{_tail(done)}")
+    return done
+
+
+def _tail(done: CompletedProcess[str]) -> str:
+    """The last 20 lines a command printed, for an error message."""
+    return "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """A testbench built and run: its result line, output, exit status and the two wall times."""
+
+    match: re.Match[str]
+    log: str
+    returncode: int
+    build_seconds: float
+    run_seconds: float
+
+
+class _Written(Protocol):
+    """Files of a testbench: :class:`~pyrtlnet._verilog.TestbenchFiles` or the AXI one's."""
+
+    @property
+    def directory(self) -> Path:
+        """Where it builds and runs."""
+        ...
+
+
+def _build_and_run(
+    simulator: Simulator,
+    files: _Written,
+    build: Callable[[int], list[str]],
+    result: re.Pattern[str],
+    *,
+    jobs: int | None,
+    what: str,
+    check: bool = True,
+) -> _Run:
+    """Build a testbench with ``build(jobs)``, run the command it returns in its directory and
+    find the ``result`` line in its output; shared by :func:`run_testbench` and the AXI
+    testbench.
+
+    :param check: a non-zero exit of the run is an error (else the caller judges
+        :attr:`_Run.returncode`).
+    :raises SimulationError: the simulator is missing, did not build, or printed no result.
+    """
+    if not simulator_available(simulator):
+        raise SimulationError(
+            f"{simulator} is not installed (needs {', '.join(_EXECUTABLES[simulator])})"
+        )
+    jobs = check_positive("jobs", jobs if jobs is not None else os.cpu_count() or 1)
+    began = time.perf_counter()
+    command = build(jobs)
+    built = time.perf_counter()
+    done = _run(command, files.directory, what, check=check)
+    finished = time.perf_counter()
+    match = result.search(done.stdout)
+    if match is None:
+        raise SimulationError(f"{what} printed no RESULT line:\n{_tail(done)}")
+    return _Run(match, done.stdout, done.returncode, built - began, finished - built)
 
 
 def _build(files: TestbenchFiles, simulator: str, *, vcd: bool, jobs: int) -> list[str]:
@@ -154,22 +219,15 @@ def run_testbench(
     :returns: the parsed result; ``passed`` is False on any mismatch or timeout.
     :raises SimulationError: the simulator is missing, did not build, or printed no result.
     """
-    if not simulator_available(simulator):
-        raise SimulationError(
-            f"{simulator} is not installed (needs {', '.join(_EXECUTABLES[simulator])})"
-        )
-    jobs = jobs if jobs is not None else os.cpu_count() or 1
-    if jobs < 1:
-        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
-    began = time.perf_counter()
-    command = _build(files, simulator, vcd=vcd, jobs=jobs)
-    built = time.perf_counter()
-    log = _run(command, files.directory, f"{simulator} run")
-    finished = time.perf_counter()
-    match = _RESULT.search(log)
-    if match is None:
-        tail = "\n".join(log.strip().splitlines()[-20:])
-        raise SimulationError(f"{simulator} run printed no RESULT line:\n{tail}")
+    run = _build_and_run(
+        simulator,
+        files,
+        lambda jobs: _build(files, simulator, vcd=vcd, jobs=jobs),
+        _RESULT,
+        jobs=jobs,
+        what=f"{simulator} run",
+    )
+    match = run.match
     return SimulationResult(
         simulator=simulator,
         passed=match["status"] == "PASS",
@@ -178,7 +236,7 @@ def run_testbench(
         mismatches=int(match["mismatches"]),
         cycles=int(match["cycles"]),
         batch_cycles=(int(match["min"]), int(match["max"])),
-        build_seconds=built - began,
-        run_seconds=finished - built,
-        log=log,
+        build_seconds=run.build_seconds,
+        run_seconds=run.run_seconds,
+        log=run.log,
     )

@@ -1,11 +1,13 @@
 """Verilog export of a PyRTL design and a self-checking Verilog testbench for it.
 
-The testbench is generic: it only knows the design's top-level ports, grouped in a
-:class:`TestbenchPorts`, and per batch a list of words to write through one write port and a list
-of (address, expected word, care mask) triples to read back through one or more asynchronous read
-ports. All stimulus and all expected values live in ``$readmemh`` files beside the testbench, so a
-simulator runs thousands of batches without any Python in the loop, and the expected values are
-whatever the caller computed (pyrtlnet passes qnn-ref's golden outputs, never PyRTL's simulation).
+The testbench is generic: it only knows the design's top-level ports and the names of the
+memories it may look into, grouped in a :class:`TestbenchPorts`, and per batch a list of words to
+write through one write port and a list of (address, expected word, care mask) triples to read
+back through asynchronous read ports or straight out of internal memories (a hierarchical
+reference such as ``dut.act1[addr]``, which changes nothing in the design). All stimulus and all
+expected values live in ``$readmemh`` files beside the testbench, so a simulator runs thousands
+of batches without any Python in the loop, and the expected values are whatever the caller
+computed (pyrtlnet passes qnn-ref's golden outputs, never PyRTL's simulation).
 
 Timing, with every testbench action at a falling clock edge so nothing races the design::
 
@@ -17,6 +19,8 @@ Timing, with every testbench action at a falling clock edge so nothing races the
 
 ``cycles`` counts rising edges from the one that samples ``start`` up to the one after which
 ``done`` is first seen high: a design whose ``done`` rises right after the ``start`` edge takes 1.
+A design with its own cycle counter (:attr:`TestbenchPorts.cycles`) must agree with that count
+every batch, or the batch counts as a mismatch.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import dataclasses
 import io
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -32,8 +37,10 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 import pyrtl
 
+from ._design import Design
+from ._validate import check_positive
+
 if TYPE_CHECKING:
-    from pyrtlnet import Accelerator
     from qnn_ref import Outputs
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "WritePort",
     "export_verilog",
     "inference_batches",
+    "inference_ports",
     "write_inference_testbench",
     "write_testbench",
 ]
@@ -88,14 +96,19 @@ class ReadPort:
 class TestbenchPorts:
     """The top-level ports the testbench drives, by PyRTL wire name.
 
-    The defaults are the interface pyrtlnet's hardware documents: a ``start``/``done`` handshake,
-    one write port for the first layer's input memory and read ports for the last layer's outputs
-    and the predictions.
+    The defaults are the ports of pyrtlnet's hardware (:func:`pyrtlnet.build_design`): a
+    ``start``/``done`` handshake, one write port for the first layer's input memory and read
+    ports for the last layer's outputs and the predictions; :func:`write_inference_testbench`
+    adds the cycle counter and every activation memory.
 
     :param start: 1-bit Input, held high for one rising edge to run one batch.
     :param done: 1-bit Output, high after the batch's last result is readable.
     :param write: the port that loads one batch's inputs.
     :param reads: read ports by a short name used in reports and file names.
+    :param memories: internal memories the testbench reads after ``done``, by a short name
+        (distinct from the read ports') -> the memory's name in the design.
+    :param cycles: an Output holding the design's own count of the cycles from ``start`` to
+        ``done``, checked against the testbench's count; ``None``: no such port.
     """
 
     __test__ = False  # not a pytest test class, despite the name
@@ -109,6 +122,8 @@ class TestbenchPorts:
             "pred": ReadPort("pred_addr", "pred_data"),
         }
     )
+    memories: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    cycles: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,9 +131,10 @@ class BatchStimulus:
     """One batch for the testbench: what to write, then what to read back.
 
     :param writes: ``(address, word)`` pairs written in order through the write port.
-    :param checks: per read-port name, ``(address, expected word, care mask)`` triples; a read
-        word matches when ``word & mask`` equals ``expected & mask`` (lanes that hold no real
-        value, e.g. padding rows of a tile, have zero mask bits).
+    :param checks: per read-port or memory name (the keys of :attr:`TestbenchPorts.reads` and
+        :attr:`TestbenchPorts.memories`), ``(address, expected word, care mask)`` triples; a
+        read word matches when ``word & mask`` equals ``expected & mask`` (lanes that hold no
+        real value, e.g. padding rows of a tile, have zero mask bits).
     """
 
     writes: Sequence[tuple[int, int]]
@@ -147,32 +163,64 @@ class TestbenchFiles:
 
 
 def export_verilog(
-    block: pyrtl.Block,
+    design: Design | pyrtl.Block,
     dest: str | os.PathLike[str] | TextIO,
     *,
     module_name: str = "pyrtlnet",
     header: str = "",
 ) -> None:
-    """Write ``block`` as one Verilog module with a synchronous active-high ``rst`` input.
+    """Write a design as one Verilog module with a synchronous active-high ``rst`` input.
 
     PyRTL's exporter keeps wire names, so the top-level ports are the design's PyRTL
-    Inputs/Outputs plus ``clk`` and ``rst``; memories become ``reg`` arrays read asynchronously
-    and ROM contents become ``initial`` blocks (so synthesis maps them to LUTs, not block RAM).
+    Inputs/Outputs plus ``clk`` and ``rst``; memories become ``reg`` arrays (of the same names)
+    read asynchronously and ROM contents become ``initial`` blocks (so synthesis maps them to
+    LUTs, not block RAM).
 
-    :param block: the design; it is not modified.
+    :param design: a :class:`~pyrtlnet.Design`, or any PyRTL block; it is not modified.
     :param dest: a file path or an open text file.
     :param module_name: name of the Verilog module.
     :param header: text put as ``//`` comment lines above PyRTL's output, e.g. a port
         description for readers of the Verilog.
     """
+    block = design.block if isinstance(design, Design) else design
     buffer = io.StringIO()
     pyrtl.output_to_verilog(buffer, add_reset=True, block=block, module_name=module_name)
     comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())
-    text = comment + buffer.getvalue()
+    text = comment + _quiet_temporaries(buffer.getvalue())
     if isinstance(dest, str | os.PathLike):
         Path(dest).write_text(text)
     else:
         dest.write(text)
+
+
+#: A declaration of one of PyRTL's unnamed temporaries, as its exporter writes it.
+_TEMPORARY = re.compile(r"    wire(\[\d+:0\])? tmp\d+;\n")
+
+
+def _quiet_temporaries(verilog: str) -> str:
+    """Group the declarations of PyRTL's temporaries ``tmpN`` under one lint waiver.
+
+    PyRTL's arithmetic widens (``x + 1`` has one bit more than ``x``) and an assignment to a
+    narrower register or wire keeps the low bits: that truncation is the intended modular
+    arithmetic of counters and addresses. The exporter names each intermediate value at its
+    full width, so the top bits of such a ``tmpN`` go unused by design, and
+    ``verilator --lint-only -Wall`` reports UNUSEDSIGNAL for each. The declarations (their order
+    is free in Verilog) move to the end of the "Temporaries" section between ``lint_off`` and
+    ``lint_on``, so the waiver covers only these unnamed wires: an unused bit of a named signal
+    still warns.
+    """
+    lines = [match.group(0) for match in _TEMPORARY.finditer(verilog)]
+    if not lines:
+        return verilog
+    rest = _TEMPORARY.sub("", verilog)
+    section = rest.index("    // Temporaries\n")
+    end = rest.index("\n\n", section) + 1
+    waived = (
+        "    /* verilator lint_off UNUSEDSIGNAL */\n"
+        + "".join(lines)
+        + "    /* verilator lint_on UNUSEDSIGNAL */\n"
+    )
+    return rest[:end] + waived + rest[end:]
 
 
 def _port_width(block: pyrtl.Block, name: str, kind: type[pyrtl.WireVector]) -> int:
@@ -181,6 +229,17 @@ def _port_width(block: pyrtl.Block, name: str, kind: type[pyrtl.WireVector]) -> 
     if not isinstance(wire, kind):
         raise ValueError(f"the design has no top-level {kind.__name__} named {name!r}")
     return wire.bitwidth
+
+
+def _memory_bits(block: pyrtl.Block, name: str) -> tuple[int, int]:
+    """Address and data width of the memory ``name``, which a testbench can read as
+    ``dut.<name>[addr]`` (its Verilog name is its PyRTL name)."""
+    memory = block.memblock_by_name.get(name)
+    if memory is None or isinstance(memory, pyrtl.RomBlock):
+        raise ValueError(f"the design has no memory named {name!r}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"memory {name!r} has no plain Verilog name a testbench can refer to")
+    return memory.addrwidth, memory.bitwidth
 
 
 def _hex_lines(words: Sequence[int], bits: int) -> str:
@@ -212,13 +271,14 @@ def write_testbench(
 ) -> TestbenchFiles:
     """Export ``block`` and write a self-checking testbench for ``batches`` into ``directory``.
 
-    Every batch must have the same number of writes and of checks per read port (the
+    Every batch must have the same number of writes and of checks per read port or memory (the
     testbench loops over fixed-size slices of its ``.hex`` files). The testbench prints one
     line per mismatch (the first :data:`MAX_REPORTED_MISMATCHES`) and always ends with::
 
         RESULT PASS images=N batches=B mismatches=0 cycles=C batch_cycles_min=X batch_cycles_max=Y
 
-    (``FAIL`` if any check mismatched or a batch timed out), then ``$finish``. Compiled with the
+    (``FAIL`` if any check mismatched, the design's cycle count disagreed or a batch timed out),
+    then ``$finish``. Compiled with the
     macro ``VCD`` defined (Icarus ``-DVCD``, Verilator ``-DVCD --trace``) it dumps every signal
     to ``waveform.vcd``.
 
@@ -235,10 +295,7 @@ def write_testbench(
     ports = TestbenchPorts() if ports is None else ports
     if not batches:
         raise ValueError("a testbench needs at least one batch")
-    if max_cycles < 1:
-        raise ValueError(f"max_cycles must be a positive integer, not {max_cycles!r}")
-    out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    check_positive("max_cycles", max_cycles)
 
     inputs: dict[str, int] = {}
     outputs: dict[str, int] = {}
@@ -258,22 +315,30 @@ def write_testbench(
             _port_width(block, port.data, pyrtl.Output),
         )
         inputs[port.addr], outputs[port.data] = read_bits[key]
+    if ports.cycles is not None:
+        outputs[ports.cycles] = _port_width(block, ports.cycles, pyrtl.Output)
+    for key, name in ports.memories.items():
+        if key in ports.reads:
+            raise ValueError(f"{key!r} names both a read port and a memory")
+        read_bits[key] = _memory_bits(block, name)
     extra = sorted(w.name for w in block.wirevector_subset(pyrtl.Input) if w.name not in inputs)
     if extra:
         raise ValueError(f"the design has Inputs the testbench does not drive: {', '.join(extra)}")
 
     writes_per_batch = len(batches[0].writes)
-    checks_per_batch = {key: len(batches[0].checks.get(key, ())) for key in ports.reads}
+    checks_per_batch = {key: len(batches[0].checks.get(key, ())) for key in read_bits}
     write_words: list[int] = []
-    check_words: dict[str, list[int]] = {key: [] for key in ports.reads}
+    check_words: dict[str, list[int]] = {key: [] for key in read_bits}
     for index, batch in enumerate(batches):
         if len(batch.writes) != writes_per_batch:
             raise ValueError(
                 f"batch {index} has {len(batch.writes)} writes, batch 0 has {writes_per_batch}"
             )
-        unknown = sorted(set(batch.checks) - set(ports.reads))
+        unknown = sorted(set(batch.checks) - set(read_bits))
         if unknown:
-            raise ValueError(f"batch {index} checks unknown read ports: {', '.join(unknown)}")
+            raise ValueError(
+                f"batch {index} checks unknown read ports or memories: {', '.join(unknown)}"
+            )
         write_words += [_pack([(a, addr_bits), (d, data_bits)]) for a, d in batch.writes]
         for key, (a_bits, d_bits) in read_bits.items():
             checks = batch.checks.get(key, ())
@@ -286,6 +351,8 @@ def write_testbench(
                 _pack([(a, a_bits), (w, d_bits), (m, d_bits)]) for a, w, m in checks
             ]
 
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
     files = TestbenchFiles(
         directory=out,
         design=out / DESIGN_FILE,
@@ -371,6 +438,8 @@ def _testbench_text(
             f"    reg [{a_bits + 2 * d_bits - 1}:0] checks_{key} [0:{size - 1}];",
             f"    reg [{d_bits - 1}:0] expect_{key}, mask_{key};",
         ]
+        if key in ports.memories:
+            lines.append(f"    reg [{a_bits - 1}:0] addr_{key};")
     lines += [
         "    integer batch, i, waited, mismatches, timeouts, total_cycles, min_cycles, max_cycles;",
         "",
@@ -415,19 +484,31 @@ def _testbench_text(
         "                if (waited < min_cycles) min_cycles = waited;",
         "                if (waited > max_cycles) max_cycles = waited;",
     ]
+    if ports.cycles is not None:
+        lines += [
+            f"                if ({ports.cycles} !== waited) begin",
+            "                    mismatches = mismatches + 1;",
+            f"                    if (mismatches <= {MAX_REPORTED_MISMATCHES})",
+            '                        $display("MISMATCH batch=%0d cycles design=%0d '
+            f'testbench=%0d", batch, {ports.cycles}, waited);',
+            "                end",
+        ]
     for key in read_bits:
-        port, count = ports.reads[key], checks_per_batch[key]
+        count = checks_per_batch[key]
+        if key in ports.memories:
+            what, addr, data = "memory", f"addr_{key}", f"dut.{ports.memories[key]}[addr_{key}]"
+        else:
+            what, addr, data = "port", ports.reads[key].addr, ports.reads[key].data
         lines += [
             f"                for (i = 0; i < {count}; i = i + 1) begin",
-            f"                    {{{port.addr}, expect_{key}, mask_{key}}} = "
+            f"                    {{{addr}, expect_{key}, mask_{key}}} = "
             f"checks_{key}[batch * {count} + i];",
             "                    #1;",
-            f"                    if (({port.data} & mask_{key}) !== (expect_{key} & mask_{key}))"
-            " begin",
+            f"                    if (({data} & mask_{key}) !== (expect_{key} & mask_{key})) begin",
             "                        mismatches = mismatches + 1;",
             f"                        if (mismatches <= {MAX_REPORTED_MISMATCHES})",
-            f'                            $display("MISMATCH batch=%0d port={key} addr=%0d '
-            f'got=%h expected=%h mask=%h", batch, {port.addr}, {port.data}, '
+            f'                            $display("MISMATCH batch=%0d {what}={key} addr=%0d '
+            f'got=%h expected=%h mask=%h", batch, {addr}, {data}, '
             f"expect_{key}, mask_{key});",
             "                    end",
             "                end",
@@ -449,86 +530,116 @@ def _testbench_text(
     return "\n".join(lines)
 
 
-def inference_batches(accelerator: Accelerator, expected: Outputs) -> list[BatchStimulus]:
-    """Testbench stimulus for running ``expected.input`` through ``accelerator``'s design.
+def _activation_key(layer: int) -> str:
+    """Check name of layer ``layer``'s activation memory (``act1`` holds layer 0's outputs)."""
+    return f"act{layer + 1}"
 
-    Images go in batches of ``accelerator.batch_size``; a short last batch is padded with zero
-    images, which are loaded but never checked. Every final-layer int8 output and every
-    prediction of every real image is checked.
 
-    :param accelerator: the built design (its word layouts come from its ``input_writes``,
-        ``output_words`` and ``prediction_words``).
+def inference_ports(design: Design) -> TestbenchPorts:
+    """The testbench's view of ``design``: the default ports, the ``cycles`` counter and every
+    layer's activation memory (``act1`` .. ``actL``), read inside the design after ``done``."""
+    memories = design.activations[1:]
+    return TestbenchPorts(
+        memories={_activation_key(i): memory.name for i, memory in enumerate(memories)},
+        cycles="cycles",
+    )
+
+
+def inference_batches(design: Design, expected: Outputs) -> list[BatchStimulus]:
+    """Testbench stimulus for running ``expected.input`` through ``design``.
+
+    Images go in batches of ``design.batch_size``; a short last batch is padded with zero
+    images, which are loaded but never checked. Every int8 output of every layer (read from its
+    activation memory, and the last layer's also through the ``out`` port) and every prediction
+    of every real image is checked.
+
+    :param design: from :func:`pyrtlnet.build_design` (its word layouts come from its
+        :meth:`~pyrtlnet.Design.input_writes`, :meth:`~pyrtlnet.Design.activation_words` and
+        :meth:`~pyrtlnet.Design.prediction_words`).
     :param expected: the golden values, e.g. :func:`qnn_ref.golden`: never PyRTL's own
         simulation, so the testbench checks the design against an independent reference.
-    :returns: one stimulus per batch.
+    :returns: one stimulus per batch; check names are those of :func:`inference_ports`.
+    :raises ValueError: if ``expected`` holds no images or does not fit the design's model.
     """
-    size = accelerator.batch_size
+    size = design.batch_size
     count = expected.input.shape[0]
     if count == 0:
         raise ValueError("the expected outputs hold no images")
-    writes, outs, preds = [], [], []
+    if len(expected.layers) != len(design.model.layers):
+        raise ValueError(
+            f"the expected outputs have {len(expected.layers)} layers, the design's model "
+            f"{len(design.model.layers)}"
+        )
+    last = len(design.model.layers) - 1
+    stimuli: list[tuple[list[tuple[int, int]], dict[str, list[tuple[int, int, int]]]]] = []
     for begin in range(0, count, size):
         images = expected.input[begin : begin + size]
         padded = np.zeros((size, images.shape[1]), dtype=images.dtype)
         padded[: len(images)] = images
-        writes.append(accelerator.input_writes(padded))
-        outs.append(accelerator.output_words(expected.layers[-1][begin : begin + size]))
-        preds.append(accelerator.prediction_words(expected.predictions[begin : begin + size]))
+        checks = {
+            _activation_key(layer): design.activation_words(layer, y[begin : begin + size])
+            for layer, y in enumerate(expected.layers)
+        }
+        checks["out"] = design.output_words(expected.layers[last][begin : begin + size])
+        checks["pred"] = design.prediction_words(expected.predictions[begin : begin + size])
+        stimuli.append((design.input_writes(padded), checks))
     # A short last batch may have fewer words to check: pad with reads that cannot fail.
     never = (0, 0, 0)
-    out_count, pred_count = len(outs[0]), len(preds[0])
+    counts = {key: len(words) for key, words in stimuli[0][1].items()}
     return [
         BatchStimulus(
-            writes=w,
+            writes=writes,
             checks={
-                "out": [*o, *[never] * (out_count - len(o))],
-                "pred": [*p, *[never] * (pred_count - len(p))],
+                key: [*words, *[never] * (counts[key] - len(words))]
+                for key, words in checks.items()
             },
         )
-        for w, o, p in zip(writes, outs, preds, strict=True)
+        for writes, checks in stimuli
     ]
 
 
 def write_inference_testbench(
     directory: str | os.PathLike[str],
-    accelerator: Accelerator,
+    design: Design,
     expected: Outputs,
     *,
     description: str = "",
 ) -> TestbenchFiles:
-    """Write ``accelerator``'s design and a testbench checking it against ``expected``.
+    """Write ``design`` and a testbench checking it against ``expected``.
 
+    The testbench checks every layer's activations, the predictions and, every batch, that the
+    design's ``cycles`` counter equals the testbench's own count from ``start`` to ``done``.
     The design's header comment documents its ports and the cycle count of one batch.
 
     :param directory: where ``design.v``, ``testbench.v`` and the ``.hex`` files go.
-    :param accelerator: the built design.
+    :param design: from :func:`pyrtlnet.build_design`.
     :param expected: golden values for the images to run (see :func:`inference_batches`).
     :param description: a first header line, e.g. the model and configuration.
     :returns: the paths written.
     """
-    batches = inference_batches(accelerator, expected)
-    header = "\n".join([description, *_port_doc(accelerator)]).strip("\n")
+    batches = inference_batches(design, expected)
+    header = "\n".join([description, *_port_doc(design)]).strip("\n")
     return write_testbench(
         directory,
-        accelerator.block,
+        design.block,
         batches,
         images=expected.input.shape[0],
+        ports=inference_ports(design),
         header=header,
-        max_cycles=4 * accelerator.cycles_per_batch + 16,
+        max_cycles=4 * design.cycles_per_batch + 16,
     )
 
 
-def _port_doc(accelerator: Accelerator) -> list[str]:
+def _port_doc(design: Design) -> list[str]:
     """Header lines describing the top-level ports for readers of ``design.v``."""
-    ports = accelerator.block.wirevector_subset((pyrtl.Input, pyrtl.Output))
-    width = {w.name: w.bitwidth for w in ports}
-    size, lanes = accelerator.batch_size, accelerator.plan.lanes
-    k, n = accelerator.model.in_features, accelerator.model.num_classes
+    width = {name: port.bits for name, port in design.ports.items()}
+    size, lanes = design.batch_size, design.lanes
+    k, n = design.model.in_features, design.model.num_classes
     pad = " " * 28
     return [
         "",
         f"Top-level ports: a batch of {size} image{'s' if size != 1 else ''} takes "
-        f"{accelerator.cycles_per_batch} cycles from start to done.",
+        f"{design.cycles_per_batch} cycles from start to done.",
         f"Data words hold R = {lanes} int8 lane{'s' if lanes != 1 else ''}: "
         "lane i in bits [8i, 8i+8) belongs to image mt*R + i of row tile mt.",
         "  clk, rst                  clock; synchronous active-high reset (once, at power-up)",
@@ -537,6 +648,8 @@ def _port_doc(accelerator: Accelerator) -> list[str]:
         f"{pad}feature f of the R images of row tile mt",
         "  start                     high for one cycle: run the batch held in the input memory",
         "  done                      high for one cycle when every result below is readable",
+        f"  cycles[{width['cycles']}]{' ' * (17 - len(str(width['cycles'])))}"
+        "cycles from the last start to its done, counted by the design",
         f"  out_addr[{width['out_addr']}] -> out_data[{width['out_data']}]",
         f"{pad}asynchronous read of the last layer's int8 outputs: word",
         f"{pad}mt*{n} + c holds output c of the R images of row tile mt",

@@ -1,41 +1,45 @@
 """Run MNIST test images through gate-level int8 inference hardware simulated in PyRTL.
 
 Commands: `infer` runs images through the simulated hardware; `verilog`, `verilate` and `synth`
-export it, run it in a Verilog simulator and report its area.
+export it, run it in a Verilog simulator and report its area; `serve` serves a local page where
+you draw a digit and watch LiteRT, NumPy and the hardware predict it (the web extra).
 
 `infer` builds the hardware for a model once (one systolic array shared by every layer, or one
 array per layer), streams the chosen test images through its cycle-by-cycle simulation and
-checks every layer's int8 output against the NumPy reference (and LiteRT's interpreter for one
-image or with --compare). With no options it runs the shipped model on test image 0.
+checks every layer's int8 output against LiteRT's interpreter and the NumPy reference. With no
+options it runs the shipped model on test image 0.
 """
 
 import argparse
 import math
+import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 from pyrtl_linalg import SIMULATORS
-from qnn_ref import Outputs, preprocess, quantize_input, read_model, run_litert, run_numpy, terminal
-from qnn_ref.cli import (
+from qnn_ref import Model, Outputs, Rounding, quantize_input, read_model, run_litert, run_numpy
+from qnn_ref.cliinfer import OutputFile, add_inference_arguments, run_inference
+from qnn_ref.clitools import (
     ArgumentParser,
     UsageError,
-    add_inference_arguments,
+    add_command,
+    add_version_argument,
+    dispatch,
+    plural,
     positive_int,
-    progress,
-    report_compare,
-    report_many,
-    report_single,
-    run_main,
-    select_images,
 )
 
 from ._accelerator import Accelerator, InferenceResult
-from ._hwcli import add_design_arguments, add_hardware_commands, plan_from_arguments
+from ._design import build_design
+from ._hwcli import BATCH_HELP, add_design_arguments, add_hardware_commands, plan_from_arguments
 from ._parallel import default_jobs, run_parallel
 from ._plan import Plan
+from ._servecli import add_serve_command
+from ._synthcli import add_synth_command
 
 __all__ = ["main"]
 
@@ -44,7 +48,10 @@ __all__ = ["main"]
 #: that small runs stay in one process.
 _BATCHES_PER_WORKER = 100
 
-_TITLES = {"litert": "LiteRT", "numpy": "NumPy"}
+_TITLES = {"pyrtl": "PyRTL", "litert": "LiteRT", "numpy": "NumPy"}
+
+#: ``--vcd`` warns before a waveform that may grow past this many bytes.
+_LARGE_VCD = 200_000_000
 
 
 def _describe(plan: Plan, simulator: str) -> str:
@@ -64,20 +71,94 @@ def _cycles_line(plan: Plan, result: InferenceResult, build_seconds: float, work
     per_image = result.cycles / len(result.predictions)
     where = f"{workers} worker processes, each built in" if workers > 1 else "built in"
     return (
-        f"cycles: {plan.cycles_per_batch} per batch of {plan.batch_size} (start to done), "
-        f"{per_image:.1f} per image, {result.cycles} in all; {where} {build_seconds:.1f} s"
+        f"cycles: {plan.cycles_per_batch:,} per batch of {plan.batch_size} (start to done), "
+        f"{per_image:,.1f} per image, {result.cycles:,} in all; {where} {build_seconds:.1f} s"
     )
 
 
-def _differing_images(a: Outputs, b: Outputs) -> int:
-    differ = (a.input != b.input).any(1) | (a.predictions != b.predictions)
-    for x, y in zip(a.layers, b.layers, strict=True):
-        differ |= (x != y).any(1)
-    return int(differ.sum())
+class _Hardware:
+    """The gate-level hardware as one more qnn-ref backend (a streaming one).
+
+    The design is built on the first run, in this process or in each worker, and every image
+    streams through it; what the run measured (cycles, build time) stays here for the report.
+    With ``vcd``, the waveform streams into a temporary file beside it as the simulation runs,
+    renamed to ``vcd`` by :meth:`write_vcd` once the results are printed.
+    """
+
+    def __init__(self, plan: Plan, *, simulator: str, jobs: int, vcd: Path | None) -> None:
+        self.plan, self.simulator, self.jobs, self.vcd = plan, simulator, jobs, vcd
+        self.partial = None if vcd is None else vcd.with_name(f".{vcd.name}.{os.getpid()}.part")
+        self.accelerator: Accelerator | None = None
+        self.result: InferenceResult | None = None
+        self.build_seconds = 0.0
+        self.workers = 1
+
+    def run_all(
+        self,
+        model: Model,
+        x: np.ndarray,
+        *,
+        rounding: Rounding,
+        progress: Callable[[int], None],
+    ) -> Outputs:
+        """Run the float32 images ``x`` through the hardware (quantized as LiteRT does)."""
+        q = quantize_input(model, x, rounding=rounding)
+        batches = math.ceil(len(q) / self.plan.batch_size)
+        if self.vcd is None:
+            self.workers = max(1, min(self.jobs, batches // _BATCHES_PER_WORKER))
+        if self.workers == 1:
+            if self.accelerator is None:  # built once, however many runs stream through it
+                self.accelerator = Accelerator(
+                    build_design(self.plan), simulator=self.simulator, trace=self.vcd is not None
+                )
+            accelerator = self.accelerator
+            if self.partial is None:
+                self.result = accelerator.run(q, progress=progress)
+            else:
+                self._warn_if_large(len(q))
+                with open(self.partial, "w") as file:
+                    self.result = accelerator.run(q, progress=progress, vcd=file)
+            self.build_seconds = accelerator.build_seconds
+        else:
+            plan, simulator, workers = self.plan, self.simulator, self.workers
+            result = run_parallel(plan, q, jobs=workers, simulator=simulator, progress=progress)
+            self.result, self.build_seconds = result, result.build_seconds
+        return self.result.outputs
+
+    def notes(self, quiet: bool) -> list[str]:
+        """The configuration and the measured cycles, printed after the report."""
+        assert self.result is not None, "notes asked for before the run"
+        if quiet:
+            images = plural(len(self.result.predictions), "image")
+            return [f"cycles: {self.result.cycles:,} for {images}"]
+        return [
+            _describe(self.plan, self.simulator),
+            _cycles_line(self.plan, self.result, self.build_seconds, self.workers),
+        ]
+
+    def _warn_if_large(self, images: int) -> None:
+        assert self.accelerator is not None
+        size = self.accelerator.estimate_vcd_bytes(images)
+        if size > _LARGE_VCD:
+            print(
+                f"warning: the waveform of {plural(images, 'image')} may grow to "
+                f"{size / 1e9:,.1f} GB ({self.accelerator.simulated_cycles(images):,} cycles, "
+                "every named wire; less where wires do not change); use fewer --num-images",
+                file=sys.stderr,
+            )
+
+    def write_vcd(self, path: Path) -> None:
+        """Give the waveform written during the run its name (``--vcd``)."""
+        assert self.partial is not None, "--vcd not given"
+        os.replace(self.partial, path)
+
+    def discard_vcd(self) -> None:
+        """Remove the waveform of a run that did not finish (nothing half-written stays)."""
+        if self.partial is not None and self.partial.exists():
+            self.partial.unlink()
 
 
 def _infer(args: argparse.Namespace, out: TextIO) -> int:
-    selection = select_images(args)
     model = read_model(args.model)
     simulator = args.simulator or ("fast" if args.vcd else "compiled")
     if args.vcd is not None and simulator == "compiled":
@@ -86,91 +167,21 @@ def _infer(args: argparse.Namespace, out: TextIO) -> int:
             "top-level ports)"
         )
     plan = plan_from_arguments(args, model)
-    x = preprocess(selection.images, model.input_shape)
-    q = quantize_input(model, x, rounding=plan.rounding)
-    many = len(q) > 1
-    batches = math.ceil(len(q) / plan.batch_size)
-    workers = 1
-    if args.vcd is None:
-        jobs = args.jobs or default_jobs()
-        workers = max(1, min(jobs, batches // _BATCHES_PER_WORKER))
-
-    with progress(len(q), desc="pyrtl", quiet=args.quiet or not many) as bar:
-
-        def advance(done: int) -> None:
-            bar.update(done - bar.n)
-
-        if workers == 1:
-            accelerator = Accelerator(plan, simulator=simulator, trace=args.vcd is not None)
-            began = time.perf_counter()
-            result = accelerator.run(q, progress=advance)
-            seconds = time.perf_counter() - began
-            build_seconds = accelerator.build_seconds
-            if args.vcd is not None:
-                accelerator.write_vcd(args.vcd)
-        else:
-            began = time.perf_counter()
-            result = run_parallel(
-                model,
-                q,
-                jobs=workers,
-                progress=advance,
-                architecture=plan.architecture,
-                array=args.array,
-                batch_size=plan.batch_size,
-                rounding=plan.rounding,
-                simulator=simulator,
-            )
-            seconds = time.perf_counter() - began
-            build_seconds = result.build_seconds
-
-    results: dict[str, Outputs] = {"pyrtl": result.outputs}
-    if not many or args.compare:
-        results["litert"] = run_litert(model, x, rounding=plan.rounding)
-    results["numpy"] = run_numpy(model, x, rounding=plan.rounding)
-    if args.dump is not None:
-        result.outputs.to_npz(args.dump, labels=selection.labels, image_indices=selection.indices)
-
-    references = [name for name in results if name != "pyrtl"]
-    differing = {name: _differing_images(result.outputs, results[name]) for name in references}
-    lines = []
-    if not many and args.quiet:
-        lines.append(
-            f"image {int(selection.indices[0])}: label {int(selection.labels[0])}; predicted "
-            f"{int(result.predictions[0])}; {result.cycles} cycles"
+    hardware = _Hardware(plan, simulator=simulator, jobs=args.jobs or default_jobs(), vcd=args.vcd)
+    files = () if args.vcd is None else (OutputFile("--vcd", args.vcd, hardware.write_vcd),)
+    try:
+        return run_inference(
+            args,
+            {"pyrtl": hardware, "litert": run_litert, "numpy": run_numpy},
+            stdout=out,
+            model=model,
+            titles=_TITLES,
+            tables=args.compare,
+            notes=hardware.notes,
+            files=files,
         )
-    elif not many:
-        lines.append(report_single(model, selection, results, color=terminal.color_enabled(out)))
-    else:
-        lines.append(
-            report_many(
-                model,
-                selection,
-                results,
-                seconds={"pyrtl": seconds},
-                confusion=not args.quiet,
-            )
-        )
-        if args.compare:
-            for name in references:
-                lines += [
-                    "",
-                    report_compare(selection, ("pyrtl", name), (results["pyrtl"], results[name])),
-                ]
-    if not args.quiet:
-        lines += ["", _describe(plan, simulator)]
-        lines.append(_cycles_line(plan, result, build_seconds, workers))
-    agree = not any(differing.values())
-    names = ["PyRTL", *(_TITLES[name] for name in references)]
-    if agree:
-        together = f"{', '.join(names[:-1])} and {names[-1]}"
-        count = f" ({len(q)} images, 0 differ)" if many else ""
-        lines.append(f"agreement: {together} are identical in every layer{count}")
-    else:
-        counts = ", ".join(f"{n} {c}" for n, c in differing.items())
-        lines.append(f"agreement: MISMATCH, images differing from PyRTL in some layer: {counts}")
-    print("\n".join(lines), file=out)
-    return 0 if agree else 1
+    finally:
+        hardware.discard_vcd()
 
 
 def _parser() -> ArgumentParser:
@@ -179,15 +190,36 @@ def _parser() -> ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    infer = commands.add_parser(
+    add_version_argument(parser, "pyrtlnet", "qnn-ref", "pyrtl-linalg", "pyrtl")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Every command registers itself here, in the order of the help's command list.
+    _add_infer_command(commands)
+    add_hardware_commands(commands)
+    add_synth_command(commands)
+    _register(commands, add_serve_command(commands))
+    return parser
+
+
+def _register(
+    commands: "argparse._SubParsersAction[ArgumentParser]",
+    handlers: dict[str, Callable[[argparse.Namespace, TextIO], int]],
+) -> None:
+    """Dispatch to commands added by a function that returns their handlers by name."""
+    for name, handler in handlers.items():
+        commands.choices[name].set_defaults(handler=handler)
+
+
+def _add_infer_command(commands: "argparse._SubParsersAction[ArgumentParser]") -> None:
+    infer = add_command(
+        commands,
         "infer",
+        _infer,
         help="run test images through the simulated hardware and compare with LiteRT and NumPy",
         description="Build the inference hardware for a model once, run MNIST test images "
-        "through its gate-level simulation and compare every layer with the references. "
+        "through its gate-level simulation and compare every layer with LiteRT and NumPy. "
         "Exit status 1 if the hardware disagrees with a reference anywhere.",
     )
-    add_inference_arguments(infer)
+    add_inference_arguments(infer, batch_help=BATCH_HELP)
     add_design_arguments(infer)
     infer.add_argument(
         "--simulator",
@@ -207,30 +239,22 @@ def _parser() -> ArgumentParser:
         "--vcd",
         type=Path,
         metavar="FILE",
-        help="write a waveform of the whole run (every named wire, every cycle) for GTKWave; "
-        "runs in one process with the fast simulator",
+        help="write a waveform of the run for GTKWave (every named wire, grouped by its name's "
+        "prefixes, and clk), streamed as the simulation goes; runs in one process with the "
+        "fast simulator, and warns first when the file may be large",
     )
     infer.add_argument(
         "--compare",
         action="store_true",
-        help="also run LiteRT for many images and show per-layer mismatch tables",
+        help="also print a per-layer mismatch table against each reference",
     )
-    _COMMANDS.update(add_hardware_commands(commands))
-    return parser
-
-
-_COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {"infer": _infer}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``pyrtlnet`` command line.
 
     :param argv: the arguments after the program name (default: :data:`sys.argv`).
-    :returns: the exit status: 0 success, 1 failure or mismatch, 2 usage error.
+    :returns: the exit status: 0 success, 1 failure or mismatch, 2 usage error (also when no
+        command is given: the usage and the command list go to stderr).
     """
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exit_:  # --help, or a usage error argparse already reported
-        return int(exit_.code or 0)
-    command = _COMMANDS[args.command]
-    return run_main(lambda: command(args, sys.stdout), prog=f"pyrtlnet {args.command}")
+    return dispatch(_parser(), argv)

@@ -2,9 +2,20 @@
 
 from ._data import DataError, load_mnist, preprocess
 from ._golden import Golden, golden
+from ._layers import (
+    Activation,
+    AveragePool2DLayer,
+    Conv2DLayer,
+    DepthwiseConv2DLayer,
+    MaxPool2DLayer,
+    Padding,
+)
 from ._litert import make_interpreter, run_litert
 from ._model import (
+    INT32_RANGE,
     ROUNDINGS,
+    SHIPPED_MODELS,
+    XNNPACK_MAX_SCALE,
     DenseLayer,
     Model,
     ModelError,
@@ -12,21 +23,43 @@ from ._model import (
     default_model_path,
     quantize_multiplier,
     read_model,
+    shipped_model_path,
 )
-from ._numpy import Outputs, quantize_input, requantize, run_layers, run_numpy
+from ._numpy import (
+    ArrayDiff,
+    Outputs,
+    OutputsDiff,
+    accumulate,
+    quantize_input,
+    requantize,
+    run_layers,
+    run_numpy,
+)
 from ._train import TrainingError, TrainingFacts, facts_path, train
 
 __all__: list[str] = [
+    "INT32_RANGE",
     "ROUNDINGS",
+    "SHIPPED_MODELS",
+    "XNNPACK_MAX_SCALE",
+    "Activation",
+    "ArrayDiff",
+    "AveragePool2DLayer",
+    "Conv2DLayer",
     "DataError",
     "DenseLayer",
+    "DepthwiseConv2DLayer",
     "Golden",
+    "MaxPool2DLayer",
     "Model",
     "ModelError",
     "Outputs",
+    "OutputsDiff",
+    "Padding",
     "Rounding",
     "TrainingError",
     "TrainingFacts",
+    "accumulate",
     "default_model_path",
     "facts_path",
     "golden",
@@ -40,5 +73,6 @@ __all__: list[str] = [
     "run_layers",
     "run_litert",
     "run_numpy",
+    "shipped_model_path",
     "train",
 ]

@@ -15,6 +15,8 @@ from typing import Literal
 
 import numpy as np
 
+from ._validate import positive_ints
+
 __all__ = ["DataError", "load_mnist", "preprocess"]
 
 #: Where the test set ships: ``qnn_ref/data/`` inside the installed package.
@@ -189,6 +191,7 @@ def preprocess(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     :returns: float32 array of shape ``[N, height * width]``, row-major, values in ``[0, 1]``.
     :raises ValueError: if ``images`` is not a ``uint8`` array of shape ``[N, H, W]`` or
         ``size`` is not two positive integers.
+    :raises TypeError: if ``size`` is not a sequence of integers.
     """
     images = np.asarray(images)
     if images.ndim != 3 or images.dtype != np.uint8:
@@ -196,13 +199,7 @@ def preprocess(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
             f"images must be a uint8 array of shape [N, H, W], not {images.dtype} "
             f"of shape {list(images.shape)}"
         )
-    if (
-        len(size) != 2
-        or not all(isinstance(n, int | np.integer) and not isinstance(n, bool) for n in size)
-        or min(size) < 1
-    ):
-        raise ValueError(f"size must be two positive integers (height, width), not {size!r}")
-    height, width = int(size[0]), int(size[1])
+    height, width = positive_ints("size (height, width)", size, 2)
     x = images.astype(np.float32) / np.float32(255)
     y0, y1, wy = _interpolation(images.shape[1], height)
     x0, x1, wx = _interpolation(images.shape[2], width)

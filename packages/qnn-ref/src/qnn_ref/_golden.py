@@ -14,6 +14,7 @@ from ._data import load_mnist, preprocess
 from ._litert import run_litert
 from ._model import Model, Rounding, check_rounding, default_model_path, read_model
 from ._numpy import Outputs, run_numpy
+from ._validate import int_in_range, positive_int
 
 __all__ = ["Golden", "golden"]
 
@@ -69,16 +70,15 @@ def golden(
         two agree bit for bit).
     :returns: The quantized inputs, every layer's int8 outputs, predictions, labels and
         image indices.
+    :raises TypeError: if ``start`` or ``count`` is not an integer.
     :raises ValueError: if the image range is outside the test set or an option is unknown.
     :raises ModelError: if the model cannot be read.
     """
     check_rounding(rounding)
     if backend not in ("litert", "numpy"):
         raise ValueError(f"backend must be 'litert' or 'numpy', not {backend!r}")
-    for name, value, low in (("start", start, 0), ("count", count, 1)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            kind = "a non-negative" if low == 0 else "a positive"
-            raise ValueError(f"{name} must be {kind} integer, not {value!r}")
+    start = int_in_range("start", start, 0)
+    count = positive_int("count", count)
     if start + count > _TEST_IMAGES:
         raise ValueError(
             f"images {start} to {start + count - 1} are outside the MNIST test set "

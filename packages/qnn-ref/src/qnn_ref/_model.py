@@ -16,13 +16,16 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn, get_args
+from typing import Any, ClassVar, Literal, NoReturn, get_args
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 __all__ = [
+    "INT32_RANGE",
     "ROUNDINGS",
+    "SHIPPED_MODELS",
+    "XNNPACK_MAX_SCALE",
     "DenseLayer",
     "Model",
     "ModelError",
@@ -30,6 +33,7 @@ __all__ = [
     "default_model_path",
     "quantize_multiplier",
     "read_model",
+    "shipped_model_path",
 ]
 
 #: The name of a LiteRT int8 kernel path, and of the NumPy arithmetic that matches it.
@@ -39,12 +43,28 @@ Rounding = Literal["xnnpack", "builtin", "reference"]
 #: runs), the optimized builtin kernels, and the reference kernels.
 ROUNDINGS: tuple[Rounding, ...] = get_args(Rounding)
 
+#: XNNPACK refuses a fully connected operator whose float32 requantization scale
+#: (:meth:`DenseLayer.float_scales`) is this or more, and a default ``Interpreter`` then fails
+#: ("failed to create XNNPACK runtime"). Smaller scales, down to subnormal ones, are accepted.
+XNNPACK_MAX_SCALE = 256.0
+
+#: ``(INT32_MIN, INT32_MAX)``: the kernels' accumulators and intermediate values are int32.
+INT32_RANGE = (-(2**31), 2**31 - 1)
+
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 _ACTIVATION_NAMES = {
     v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")
 }
+_KERNEL_NAMES = {
+    "xnnpack": "LiteRT's default interpreter (XNNPACK)",
+    "builtin": "LiteRT's builtin kernels",
+    "reference": "LiteRT's reference kernels",
+}
 _FIX = "export a chain of int8 FULLY_CONNECTED layers with full-integer quantization"
+_CONVERT = "convert with full-integer int8 quantization"
+#: The ops that convert float32 at an end of the graph: the preposition and end in messages.
+_FLOAT_ENDS = {"QUANTIZE": ("from", "input"), "DEQUANTIZE": ("to", "output")}
 
 
 class ModelError(ValueError):
@@ -115,6 +135,9 @@ class DenseLayer:
     output_zero_point: int
     #: Whether ReLU is fused into the layer (it then clamps at :attr:`output_zero_point`).
     relu: bool
+    #: The bias tensor's scale as the file stores it, when the layer has one weight scale (the
+    #: only case LiteRT checks it, see :meth:`litert_refusal`); ``None`` otherwise or unknown.
+    bias_scale: float | None = None
 
     @property
     def in_features(self) -> int:
@@ -125,6 +148,24 @@ class DenseLayer:
     def units(self) -> int:
         """Number of output channels."""
         return int(self.weights.shape[1])
+
+    #: The LiteRT op of this layer kind (each layer kind of a chain has one).
+    op: ClassVar[str] = "FULLY_CONNECTED"
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        """``(in_features,)``: the per-image shape, as the convolutional layer kinds give it."""
+        return (self.in_features,)
+
+    @property
+    def output_shape(self) -> tuple[int]:
+        """``(units,)``: the per-image shape of the output."""
+        return (self.units,)
+
+    def describe(self) -> str:
+        """One line for a model summary, e.g. ``FULLY_CONNECTED 144 -> 18 RELU``."""
+        text = f"{self.op} {self.in_features} -> {self.units}"
+        return f"{text} RELU" if self.relu else text
 
     @property
     def activation_range(self) -> tuple[int, int]:
@@ -171,6 +212,99 @@ class DenseLayer:
             )
         return quantize_multiplier(self.double_scales())
 
+    def litert_refusal(self, rounding: Rounding) -> str | None:
+        """Why LiteRT refuses to run the layer on the kernel path ``rounding``, or ``None``.
+
+        Two checks of LiteRT's, at ``allocate_tensors``, can refuse a layer the reader
+        accepts:
+
+        * XNNPACK (``"xnnpack"``) needs every :meth:`float_scales` below
+          :data:`XNNPACK_MAX_SCALE` ("failed to create XNNPACK runtime");
+        * the builtin and reference kernels' ``GetQuantizedConvolutionMultipler`` needs, for a
+          layer with one weight scale and a bias, ``|s_in * s_w - s_bias| / s_out <= 0.02``
+          computed in double ("scale_diff / output_scale <= 0.02 was not true"). A float32
+          bias scale can differ from the double product by ``2**-24`` of it, so this can
+          refuse a requantization scale above about ``0.02 * 2**24`` (3.4e5).
+
+        :param rounding: The kernel path.
+        :returns: One line naming the value and the limit, or ``None`` if LiteRT runs it.
+        """
+        if check_rounding(rounding) == "xnnpack":
+            scales = self.float_scales()
+            channel = int(np.argmax(scales))
+            if scales[channel] < XNNPACK_MAX_SCALE:
+                return None
+            where = f" (output channel {channel})" if self.per_channel else ""
+            return (
+                f"requantization scale {float(scales[channel]):.7g}{where} is not below "
+                f"{XNNPACK_MAX_SCALE:g}"
+            )
+        if self.per_channel or self.bias_scale is None:
+            return None
+        product = np.float64(np.float32(self.input_scale)) * np.float64(self.weight_scales[0])
+        difference = abs(product - np.float64(np.float32(self.bias_scale)))
+        ratio = float(difference / np.float64(np.float32(self.output_scale)))
+        if ratio <= 0.02:
+            return None
+        return (
+            f"bias scale differs from input scale * weight scale by {ratio:.3g} output scales, "
+            "more than 0.02"
+        )
+
+    def accumulator_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """The least and the greatest exact accumulator of every output channel.
+
+        Each input ``x[k]`` ranges over the int8 values independently, so the extremes of
+        ``sum_k weights[k, c] * (x[k] - z_in) + bias[c]`` are reached: for each ``k`` take
+        ``x[k] - z_in`` at ``127 - z_in`` or ``-128 - z_in``, whichever the weight's sign
+        favours. The bounds are exact integers (int64), not wrapped to int32.
+
+        :returns: ``(low, high)``, int64 arrays of shape ``(units,)``.
+        """
+        weights = self.weights.astype(np.int64)
+        up, down = 127 - self.input_zero_point, -128 - self.input_zero_point
+        high = np.where(weights > 0, weights * up, weights * down).sum(axis=0) + self.bias
+        low = np.where(weights > 0, weights * down, weights * up).sum(axis=0) + self.bias
+        return low, high
+
+    def int32_overflow(self, rounding: Rounding) -> np.ndarray:
+        """Which output channels can leave int32 on the kernel path ``rounding``, for some input.
+
+        A static, conservative bound (it never misses a channel that can overflow, and flags
+        one that cannot only within one unit of the limit), from :meth:`accumulator_range`,
+        the scale and the output zero point ``z``:
+
+        * every path: the accumulator range leaves int32 (the kernels' accumulators wrap);
+        * ``"builtin"``: also ``acc * 2**max(shift, 0)`` leaves int32 (the left shift wraps), or
+          ``max|acc| * S + 1 + |z| >= 2**31`` (adding the zero point wraps);
+        * ``"reference"``: also ``max|acc| * S + 1 + |z| >= 2**31`` (the conversion of the
+          double product gives ``INT32_MIN``, or adding the zero point wraps);
+        * ``"xnnpack"``: also ``min(acc) * S <= -2**31`` with ``z < 0`` (the conversion gives
+          ``INT32_MIN`` and adding the zero point wraps).
+
+        Where no channel is flagged, every backend's exact arithmetic equals LiteRT's int32
+        arithmetic for every input.
+
+        :param rounding: The kernel path.
+        :returns: bool array of shape ``(units,)``.
+        """
+        rounding = check_rounding(rounding)
+        low, high = self.accumulator_range()
+        int32_min, int32_max = INT32_RANGE
+        overflow = (low < int32_min) | (high > int32_max)
+        if rounding == "xnnpack":
+            scale = self.float_scales().astype(np.float64)
+            return overflow | ((low * scale <= -(2.0**31)) & (self.output_zero_point < 0))
+        largest = np.maximum(np.abs(low), np.abs(high)).astype(np.float64)
+        if rounding == "builtin":
+            multipliers, shift = self.integer_multipliers("builtin")
+            left = np.exp2(np.maximum(shift, 0).astype(np.float64))  # exact: powers of two
+            overflow |= (low * left < int32_min) | (high * left > int32_max)
+            scale = multipliers * np.exp2(shift.astype(np.float64) - 31)
+        else:
+            scale = self.double_scales()
+        return overflow | (largest * scale + 1 + abs(self.output_zero_point) >= 2.0**31)
+
     def float_scales(self) -> np.ndarray:
         """XNNPACK's requantization scale of every output channel, in float32.
 
@@ -201,7 +335,13 @@ class Model:
     float_input: bool
     #: Whether the model returns float32 output through a ``DEQUANTIZE`` op (else int8 output).
     float_output: bool
+    #: The compute layers in order: :class:`DenseLayer` values, and in a convolutional model
+    #: also :class:`Conv2DLayer`, :class:`DepthwiseConv2DLayer`, :class:`MaxPool2DLayer` and
+    #: :class:`AveragePool2DLayer` values.
     layers: tuple[DenseLayer, ...]
+    #: Whether the file ends in a SOFTMAX that was left out: the last layer gives the logits
+    #: before it, whose argmax is the same.
+    softmax_dropped: bool = False
 
     @property
     def in_features(self) -> int:
@@ -213,10 +353,69 @@ class Model:
         """Number of outputs of the last layer."""
         return self.layers[-1].units
 
+    @property
+    def roundings(self) -> tuple[Rounding, ...]:
+        """The kernel paths LiteRT runs the model on (see :meth:`DenseLayer.litert_refusal`)."""
+        return tuple(
+            rounding
+            for rounding in ROUNDINGS
+            if all(_refusal(layer, rounding) is None for layer in self.layers)
+        )
+
+    def check_rounding(self, rounding: str) -> Rounding:
+        """Return ``rounding`` if LiteRT runs the model on that kernel path, else raise.
+
+        Where LiteRT refuses a model there is no result to be bit-exact with, so every backend
+        refuses it too, rather than produce numbers no LiteRT produces.
+
+        :param rounding: The kernel path.
+        :returns: ``rounding``.
+        :raises ValueError: if ``rounding`` is not a kernel path.
+        :raises ModelError: if LiteRT refuses a layer on that path; the one-line message names
+            the layer, the value LiteRT rejects and the paths that can run the model.
+        """
+        rounding = check_rounding(rounding)
+        for layer in self.layers:
+            reason = _refusal(layer, rounding)
+            if reason is not None:
+                kernels = _KERNEL_NAMES[rounding]
+                others = [r for r in self.roundings if r != rounding]
+                advice = (
+                    f"use the {' or '.join(others)} path, which can"
+                    if others
+                    else "no LiteRT path can run it; export the model again"
+                )
+                raise ModelError(
+                    f"{self.path}: layer {layer.index}'s {reason}, so {kernels} cannot run "
+                    f"the model; {advice}"
+                )
+        return rounding
+
+
+def _refusal(layer: object, rounding: Rounding) -> str | None:
+    """:meth:`DenseLayer.litert_refusal` of any layer kind (those without it never refuse)."""
+    refusal = getattr(layer, "litert_refusal", None)
+    return None if refusal is None else refusal(rounding)
+
 
 def default_model_path() -> Path:
     """The 144-18-10 MNIST model shipped inside qnn-ref as package data."""
     return Path(__file__).resolve().parent / "models" / "default.tflite"
+
+
+#: The models shipped inside qnn-ref, by name: the MLP (:func:`default_model_path`) and a
+#: small CNN (two convolutions with max pooling, then FULLY_CONNECTED).
+SHIPPED_MODELS = {"mlp": "default.tflite", "cnn": "cnn.tflite"}
+
+
+def shipped_model_path(name: str) -> Path:
+    """The ``.tflite`` file of a model shipped inside qnn-ref: ``"mlp"`` or ``"cnn"``.
+
+    :raises ValueError: if ``name`` is not one of :data:`SHIPPED_MODELS`.
+    """
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"shipped models are {' and '.join(SHIPPED_MODELS)}, not {name!r}")
+    return Path(__file__).resolve().parent / "models" / SHIPPED_MODELS[name]
 
 
 def read_model(path: str | os.PathLike[str]) -> Model:
@@ -245,7 +444,12 @@ def read_model(path: str | os.PathLike[str]) -> Model:
         )
     try:
         fb = schema.ModelT.InitFromPackedBuf(data, 0)
-        return _Reader(path, fb, data).model()
+        from ._chain import CHAIN_OPS, ChainReader  # _chain's layer kinds import this module
+
+        reader = _Reader(path, fb, data)
+        if any(reader.op_name(op) in CHAIN_OPS for op in reader.graph.operators or []):
+            return ChainReader(path, fb, data).model()
+        return reader.model()
     except (struct.error, IndexError, ValueError, TypeError, AttributeError) as error:
         if isinstance(error, ModelError):
             raise
@@ -329,60 +533,73 @@ class _Reader:
                 )
         if not fc:
             self.fail(f"has no FULLY_CONNECTED layer; {_FIX}")
-        graph_inputs = list(self.graph.inputs)
-        graph_outputs = list(self.graph.outputs)
-        if len(graph_inputs) != 1 or len(graph_outputs) != 1:
-            self.fail(
-                f"has {len(graph_inputs)} inputs and {len(graph_outputs)} outputs, not 1 and 1; "
-                f"{_FIX}"
-            )
-        # The ops must form one chain from the graph input to the graph output.
-        current = graph_inputs[0]
-        for j, op in enumerate(ops):
-            if int(op.inputs[0]) != current:
-                self.fail(
-                    f"op {j} ({names[j]}) does not take the previous op's output; "
-                    f"{_FIX}, one after the other"
-                )
-            current = int(op.outputs[0])
-        if current != graph_outputs[0]:
-            self.fail(f"the last op's output is not the model output; {_FIX}")
-
-        float_input = float_output = False
-        for j, op in enumerate(ops):
-            source = self.tensors[op.inputs[0]]
-            target = self.tensors[op.outputs[0]]
-            if names[j] == "QUANTIZE":
-                float_input = True
-                if source.type != schema.TensorType.FLOAT32:
-                    self.fail(
-                        f"op {j} is a QUANTIZE from {self.type_name(source)}, not from the "
-                        f"float32 model input; {_FIX}"
-                    )
-            elif names[j] == "DEQUANTIZE":
-                float_output = True
-                if target.type != schema.TensorType.FLOAT32:
-                    self.fail(
-                        f"op {j} is a DEQUANTIZE to {self.type_name(target)}, not to the "
-                        f"float32 model output; {_FIX}"
-                    )
-            elif names[j] == "RESHAPE" and (
-                source.type != target.type
-                or [a.tolist() for a in self.quantization(source)]
-                != [a.tolist() for a in self.quantization(target)]
-            ):
-                self.fail(f"op {j} is a RESHAPE that changes the type or quantization; {_FIX}")
+        graph_input, float_input, float_output = self.check_chain(
+            ops, names, fix=_FIX, unchained=f"{_FIX}, one after the other"
+        )
         layers = tuple(self.layer(i, j, ops[j]) for i, j in enumerate(fc))
-        input_tensor = self.tensors[graph_inputs[0]]
         return Model(
             path=self.path,
-            input_shape=self.input_shape(input_tensor, layers[0].in_features),
+            input_shape=self.input_shape(self.tensors[graph_input], layers[0].in_features),
             input_scale=layers[0].input_scale,
             input_zero_point=layers[0].input_zero_point,
             float_input=float_input,
             float_output=float_output,
             layers=layers,
         )
+
+    def check_chain(
+        self,
+        ops: list[schema.OperatorT],
+        names: list[str],
+        *,
+        fix: str,
+        unchained: str,
+        one_output: bool = False,
+    ) -> tuple[int, bool, bool]:
+        """Check that ``ops`` form one chain from the graph input to the graph output.
+
+        Each op must read the previous op's output, a ``QUANTIZE`` must come from the float32
+        model input and a ``DEQUANTIZE`` go to the float32 model output, and a ``RESHAPE`` must
+        keep type and quantization (so the int8 values pass through it unchanged).
+
+        :param fix: What to do, ending the messages.
+        :param unchained: What to do when an op does not read the previous op's output.
+        :param one_output: Also refuse an op with more than one output.
+        :returns: The graph input tensor index, and whether input and output are float32.
+        """
+        graph_inputs, graph_outputs = list(self.graph.inputs), list(self.graph.outputs)
+        if len(graph_inputs) != 1 or len(graph_outputs) != 1:
+            self.fail(
+                f"has {len(graph_inputs)} inputs and {len(graph_outputs)} outputs, not 1 and 1; "
+                f"{fix}"
+            )
+        current = graph_inputs[0]
+        for j, op in enumerate(ops):
+            if int(op.inputs[0]) != current or (one_output and len(op.outputs) != 1):
+                self.fail(
+                    f"op {j} ({names[j]}) does not take the previous op's output; {unchained}"
+                )
+            current = int(op.outputs[0])
+        if current != graph_outputs[0]:
+            self.fail(f"the last op's output is not the model output; {fix}")
+        for j, op in enumerate(ops):
+            source = self.tensors[op.inputs[0]]
+            target = self.tensors[op.outputs[0]]
+            if names[j] in _FLOAT_ENDS:
+                preposition, end = _FLOAT_ENDS[names[j]]
+                tensor = source if end == "input" else target
+                if tensor.type != schema.TensorType.FLOAT32:
+                    self.fail(
+                        f"op {j} is a {names[j]} {preposition} {self.type_name(tensor)}, not "
+                        f"{preposition} the float32 model {end}; {fix}"
+                    )
+            elif names[j] == "RESHAPE" and (
+                source.type != target.type
+                or [a.tolist() for a in self.quantization(source)]
+                != [a.tolist() for a in self.quantization(target)]
+            ):
+                self.fail(f"op {j} is a RESHAPE that changes the type or quantization; {fix}")
+        return graph_inputs[0], "QUANTIZE" in names, "DEQUANTIZE" in names
 
     def input_shape(self, tensor: schema.TensorT, in_features: int) -> tuple[int, int]:
         dims = [int(n) for n in tensor.shape][1:]
@@ -398,12 +615,16 @@ class _Reader:
             )
         return dims[0], dims[1]
 
-    def layer(self, index: int, j: int, op: schema.OperatorT) -> DenseLayer:
-        where = f"layer {index} (FULLY_CONNECTED, op {j})"
-        inputs = [int(n) for n in op.inputs]
-        x, w = self.tensors[inputs[0]], self.tensors[inputs[1]]
-        b = self.tensors[inputs[2]] if len(inputs) > 2 and inputs[2] >= 0 else None
-        y = self.tensors[int(op.outputs[0])]
+    def check_types(
+        self,
+        where: str,
+        x: schema.TensorT,
+        w: schema.TensorT | None,
+        y: schema.TensorT,
+        b: schema.TensorT | None,
+    ) -> None:
+        """Fail unless input ``x``, weights ``w`` and output ``y`` are int8 and bias ``b`` int32
+        (``w`` and ``b`` may be absent)."""
         for tensor, role, wanted in (
             (w, "weights", "INT8"),
             (x, "input", "INT8"),
@@ -411,15 +632,43 @@ class _Reader:
             (b, "bias", "INT32"),
         ):
             if tensor is not None and self.type_name(tensor) != wanted:
-                self.fail(
-                    f"{where} has {self.type_name(tensor)} {role}, not {wanted}; "
-                    "convert with full-integer int8 quantization"
-                )
+                self.fail(f"{where} has {self.type_name(tensor)} {role}, not {wanted}; {_CONVERT}")
+
+    def options_and_activation(
+        self, where: str, op: schema.OperatorT, kind: int, kind_name: str
+    ) -> tuple[Any, str]:
+        """The op's builtin options, which must be of ``kind``, and its fused activation's name."""
         options = op.builtinOptions
-        if options is None or op.builtinOptionsType != schema.BuiltinOptions.FullyConnectedOptions:
-            self.fail(f"{where} has no FullyConnectedOptions; export the model again")
+        if options is None or op.builtinOptionsType != kind:
+            self.fail(f"{where} has no {kind_name}; export the model again")
         activation = _ACTIVATION_NAMES.get(
             options.fusedActivationFunction, str(options.fusedActivationFunction)
+        )
+        return options, activation
+
+    def bias(self, where: str, b: schema.TensorT | None, count: int, fix: str) -> np.ndarray:
+        """The read-only int32 bias of ``count`` channels: zeros if the op has none.
+
+        :param fix: What ends the message when the bias is not a constant of ``count`` values.
+        """
+        if b is None:
+            bias = np.zeros(count, np.int32)
+            bias.flags.writeable = False
+            return bias
+        bias = self.constant(b, np.int32)
+        if bias is None or bias.shape != (count,):
+            self.fail(f"{where} bias is not a constant vector of {count} values{fix}")
+        return bias
+
+    def layer(self, index: int, j: int, op: schema.OperatorT) -> DenseLayer:
+        where = f"layer {index} (FULLY_CONNECTED, op {j})"
+        inputs = [int(n) for n in op.inputs]
+        x, w = self.tensors[inputs[0]], self.tensors[inputs[1]]
+        b = self.tensors[inputs[2]] if len(inputs) > 2 and inputs[2] >= 0 else None
+        y = self.tensors[int(op.outputs[0])]
+        self.check_types(where, x, w, y, b)
+        options, activation = self.options_and_activation(
+            where, op, schema.BuiltinOptions.FullyConnectedOptions, "FullyConnectedOptions"
         )
         if activation not in ("NONE", "RELU"):
             self.fail(
@@ -434,13 +683,8 @@ class _Reader:
         if weights is None or weights.ndim != 2:
             self.fail(f"{where} weights are not a constant 2-D tensor; {_FIX}")
         units, in_features = weights.shape
-        if b is None:
-            bias = np.zeros(units, np.int32)
-            bias.flags.writeable = False
-        else:
-            bias = self.constant(b, np.int32)
-            if bias is None or bias.shape != (units,):
-                self.fail(f"{where} bias is not a constant vector of {units} values; {_FIX}")
+        bias = self.bias(where, b, units, f"; {_FIX}")
+        bias_scales = self.quantization(b)[0] if b is not None else np.zeros(0)
         input_scale, input_zero_point = self.per_tensor(x, f"{where} input")
         output_scale, output_zero_point = self.per_tensor(y, f"{where} output")
         scales, zero_points = self.quantization(w)
@@ -466,4 +710,7 @@ class _Reader:
             output_scale=output_scale,
             output_zero_point=output_zero_point,
             relu=activation == "RELU",
+            bias_scale=float(bias_scales[0])
+            if len(scales) == 1 and len(bias_scales) == 1
+            else None,
         )

@@ -15,14 +15,27 @@ of the kernel path named by ``rounding`` (see :doc:`/int8-inference` for the for
 """
 
 import functools
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from ._conv import run_window_layer
 from ._model import DenseLayer, Model, Rounding, check_rounding
 
-__all__ = ["Outputs", "quantize_input", "requantize", "run_layers", "run_numpy"]
+__all__ = [
+    "ArrayDiff",
+    "Outputs",
+    "OutputsDiff",
+    "accumulate",
+    "quantize_input",
+    "requantize",
+    "run_layers",
+    "run_numpy",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,6 +80,94 @@ class Outputs:
             labels=np.asarray(labels),
             image_indices=np.asarray(image_indices),
         )
+
+    @classmethod
+    def concat(cls, parts: Sequence["Outputs"]) -> "Outputs":
+        """Join the outputs of consecutive batches into one, in order.
+
+        :param parts: The outputs of each batch, at least one, all of the same model.
+        :returns: The outputs of every image of ``parts``.
+        :raises ValueError: if ``parts`` is empty or the parts have different layer counts.
+        """
+        if not parts:
+            raise ValueError("Outputs.concat needs at least one part")
+        return cls(
+            input=np.concatenate([p.input for p in parts]),
+            layers=tuple(
+                np.concatenate(layer) for layer in zip(*(p.layers for p in parts), strict=True)
+            ),
+            predictions=np.concatenate([p.predictions for p in parts]),
+        )
+
+    def diff(self, other: "Outputs") -> "OutputsDiff":
+        """Where these outputs and ``other`` (the same images through another backend) differ.
+
+        :param other: Outputs of the same model for the same ``N`` images.
+        :returns: One :class:`ArrayDiff` per array (``input``, ``layer0`` …, ``predictions``)
+            and the mask of images that differ anywhere.
+        :raises ValueError: if the two have different layer counts or shapes.
+        """
+        if len(self.layers) != len(other.layers):
+            raise ValueError(
+                f"cannot compare outputs of {len(self.layers)} and {len(other.layers)} layers"
+            )
+        layers = zip(self.layers, other.layers, strict=True)
+        pairs = [
+            ("input", self.input, other.input),
+            *((f"layer{i}", a, b) for i, (a, b) in enumerate(layers)),
+            ("predictions", self.predictions[:, None], other.predictions[:, None]),
+        ]
+        arrays = []
+        images = np.zeros(len(self.predictions), bool)
+        for name, a, b in pairs:
+            if a.shape != b.shape:
+                raise ValueError(
+                    f"cannot compare {name} of shape {list(a.shape)} with {list(b.shape)}"
+                )
+            differ = a != b
+            per_image = differ.reshape(len(differ), math.prod(differ.shape[1:])).any(axis=1)
+            images |= per_image
+            largest = np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0)
+            shape = tuple(a.shape) if name != "predictions" else (len(a),)
+            arrays.append(
+                ArrayDiff(name, shape, int(differ.sum()), int(per_image.sum()), int(largest))
+            )
+        return OutputsDiff(arrays=tuple(arrays), images=images)
+
+
+class ArrayDiff(NamedTuple):
+    """How one array of two backends' :class:`Outputs` differs (a row of ``qnn-ref compare``)."""
+
+    #: ``input``, ``layer0`` … ``layer{L-1}`` or ``predictions``.
+    name: str
+    #: The array's shape, ``(N, features)`` (``(N,)`` for the predictions).
+    shape: tuple[int, ...]
+    #: Values that differ.
+    values: int
+    #: Images with at least one differing value.
+    images: int
+    #: The largest absolute difference (0 when identical).
+    largest: int
+
+
+@dataclass(frozen=True, eq=False)
+class OutputsDiff:
+    """The result of :meth:`Outputs.diff`: per-array counts and the differing images."""
+
+    #: One row per array, in the order input, layers, predictions.
+    arrays: tuple[ArrayDiff, ...]
+    #: bool ``[N]``: the images that differ in any array.
+    images: np.ndarray
+
+    @property
+    def values(self) -> int:
+        """Differing values in all arrays together."""
+        return sum(row.values for row in self.arrays)
+
+    @property
+    def identical(self) -> bool:
+        """Whether every value of every array agrees."""
+        return not self.images.any()
 
 
 def _round_half_away(x: np.ndarray) -> np.ndarray:
@@ -126,8 +227,10 @@ def quantize_input(
     :returns: int8 ``[N, in_features]``, saturated to ``[-128, 127]``.
     :raises ValueError: if ``x`` is not a float array of shape ``[N, in_features]`` or
         ``rounding`` is not a kernel path.
+    :raises ModelError: if LiteRT cannot run the model on that path
+        (:meth:`Model.check_rounding`).
     """
-    rounding = check_rounding(rounding)
+    rounding = model.check_rounding(rounding)
     return _quantize(model, _checked_input(model, x), rounding, batch_size).astype(np.int8)
 
 
@@ -193,38 +296,70 @@ def _constants(layer: DenseLayer, rounding: Rounding) -> _Constants:
     )
 
 
+def _wrap_int32(x: np.ndarray) -> np.ndarray:
+    """``x`` modulo ``2**32`` as a signed value (in int64): what C's int32 arithmetic gives on
+    overflow on every platform LiteRT runs on (two's complement wrap-around)."""
+    return x.astype(np.int32).astype(np.int64)
+
+
 def requantize(layer: DenseLayer, acc: np.ndarray, *, rounding: Rounding = "xnnpack") -> np.ndarray:
     """Scale int32 accumulators to the layer's int8 output, as the kernel path ``rounding`` does.
 
+    Every kernel works in int32, and where a value leaves int32 this follows the kernel, not
+    the exact arithmetic (see :doc:`/int8-inference`, "Where the arithmetic leaves int32"):
+
+    * accumulators outside int32 wrap around (modulo ``2**32``) first, on every path;
+    * ``"builtin"``: ``acc << shift`` (a scale of 1 or more) wraps, and so does adding the
+      output zero point to the scaled value;
+    * ``"reference"``: a rounded product outside int32 becomes ``INT32_MIN`` (x86's
+      double-to-int32 conversion), and adding the output zero point wraps;
+    * ``"xnnpack"``: a scaled value at or below ``-2**31`` becomes ``INT32_MIN`` and adding a
+      negative zero point wraps (larger values are clamped in float32 first).
+
     :param layer: The layer whose scales, zero point and activation to apply.
-    :param acc: Integer ``[N, units]`` accumulators, bias included.
+    :param acc: Integer ``[N, units]`` accumulators, bias included (e.g. from
+        :func:`accumulate`, or the exact sums, which wrap to int32 here).
     :param rounding: The kernel path to reproduce.
     :returns: int8 ``[N, units]``, after the output zero point and the activation clamp.
     """
-    acc = np.asarray(acc, dtype=np.int64)
+    acc = _wrap_int32(np.asarray(acc, dtype=np.int64))
     c = _constants(layer, check_rounding(rounding))
+    low, high = layer.activation_range
     # Every step after the first writes in place into a fresh array (never into ``acc``).
     if rounding == "xnnpack":
         scaled = acc.astype(np.float32)
         scaled *= c.scales
         np.rint(scaled, out=scaled)
-    elif rounding == "reference":
-        scaled = _round_half_away(acc.astype(np.float64) * c.scales)
+        if layer.output_zero_point < 0:
+            # XNNPACK clamps only from above in float32, converts (INT32_MIN for anything at
+            # or below -2**31) and adds the zero point in int32: below -2**31 that wraps to
+            # a large positive value. (Nearer -2**31 float32 has no values that could wrap.)
+            scaled[scaled <= -(2.0**31)] = 2.0**31
+        # Exact in float32 (small integers); the clamp saturates everything else.
+        scaled += layer.output_zero_point
+        return np.clip(scaled, low, high, out=scaled).astype(np.int8)
+    if rounding == "reference":
+        rounded = _round_half_away(acc.astype(np.float64) * c.scales)
+        # cvttsd2si, x86's conversion, turns every double outside int32 into INT32_MIN (the
+        # "integer indefinite" value); -2**31 itself is INT32_MIN too.
+        rounded[np.abs(rounded) >= 2.0**31] = -(2.0**31)
+        scaled = rounded.astype(np.int64)
     else:
-        # SaturatingRoundingDoublingHighMul(acc << left, M) is floor(a * M / 2**31 + 1/2)
-        # (it cannot saturate: M < 2**31), then a right shift rounding ties toward +inf.
-        scaled = np.multiply(np.left_shift(acc, c.left) if c.left.any() else acc, c.multipliers)
+        # SaturatingRoundingDoublingHighMul(a, M) with a = acc << left in int32 (it wraps) is
+        # floor(a * M / 2**31 + 1/2) (it cannot saturate: M < 2**31), then a right shift
+        # rounding ties toward +inf, which LiteRT computes without overflow.
+        scaled = _wrap_int32(np.left_shift(acc, c.left)) if c.left.any() else acc.copy()
+        scaled *= c.multipliers
         scaled += np.int64(1) << 30
         scaled >>= 31
         scaled += c.nudge
         scaled >>= c.right
-    low, high = layer.activation_range
     scaled += layer.output_zero_point
-    return np.clip(scaled, low, high, out=scaled).astype(np.int8)
+    return np.clip(_wrap_int32(scaled), low, high).astype(np.int8)
 
 
 def _accumulate(x: np.ndarray, constants: _Constants) -> np.ndarray:
-    """A layer's int32 accumulators ``(x - z_in) @ weights + bias``, exactly, as int64.
+    """A layer's accumulators ``(x - z_in) @ weights + bias``, exactly (not wrapped), as int64.
 
     The input zero point is folded into the bias (``offset = bias - z_in * sum_k weights``), so
     the product runs on the int8 values themselves. NumPy's integer matrix product is a plain
@@ -253,15 +388,39 @@ def run_layers(model: Model, q: np.ndarray, *, rounding: Rounding = "xnnpack") -
     :returns: The input, every layer's int8 output and the predictions.
     :raises ValueError: if ``q`` is not an int8 array of shape ``[N, in_features]`` or
         ``rounding`` is not a kernel path.
+    :raises ModelError: if LiteRT cannot run the model on that path
+        (:meth:`Model.check_rounding`).
     """
-    rounding = check_rounding(rounding)
+    rounding = model.check_rounding(rounding)
+    q = _checked_int8(q, model.in_features)
+    return _run(model, q, q, rounding)
+
+
+def _checked_int8(q: np.ndarray, in_features: int) -> np.ndarray:
     q = np.asarray(q)
-    if q.ndim != 2 or q.shape[1] != model.in_features or q.dtype != np.int8:
+    if q.ndim != 2 or q.shape[1] != in_features or q.dtype != np.int8:
         raise ValueError(
-            f"quantized input must be an int8 array of shape [N, {model.in_features}], not "
+            f"quantized input must be an int8 array of shape [N, {in_features}], not "
             f"{q.dtype} of shape {list(q.shape)}"
         )
-    return _run(model, q, q, rounding)
+    return q
+
+
+def accumulate(layer: DenseLayer, q: np.ndarray) -> np.ndarray:
+    """A layer's int32 accumulators for an int8 input batch, as every LiteRT kernel has them.
+
+    ``acc[n, c] = sum_k weights[k, c] * (q[n, k] - z_in) + bias[c]``, computed exactly and then
+    wrapped to int32 (modulo ``2**32``): the kernels add in int32, and however they order
+    the additions, wrapping int32 sums give the exact sum modulo ``2**32``.
+    :meth:`DenseLayer.accumulator_range` says whether a layer can wrap at all.
+
+    :param layer: The layer.
+    :param q: int8 ``[N, in_features]``: the layer's input.
+    :returns: int32 ``[N, units]``.
+    :raises ValueError: if ``q`` is not an int8 array of shape ``[N, in_features]``.
+    """
+    q = _checked_int8(q, layer.in_features)
+    return _accumulate(q, _constants(layer, "reference")).astype(np.int32)
 
 
 def _run(model: Model, q: np.ndarray, first: np.ndarray, rounding: Rounding) -> Outputs:
@@ -269,9 +428,15 @@ def _run(model: Model, q: np.ndarray, first: np.ndarray, rounding: Rounding) -> 
     outputs = []
     x = first
     for layer in model.layers:
-        x = requantize(layer, _accumulate(x, _constants(layer, rounding)), rounding=rounding)
+        if isinstance(layer, DenseLayer):
+            x = x.reshape(len(x), layer.in_features)  # [N, H, W, C] flattened, as RESHAPE does
+            x = requantize(layer, _accumulate(x, _constants(layer, rounding)), rounding=rounding)
+        else:
+            x = run_window_layer(layer, x.astype(np.int8, copy=False), rounding=rounding)
         outputs.append(x)
-    predictions = np.argmax(x, axis=1).astype(np.int64)  # first maximum: lowest index wins
+    # First maximum: lowest index wins.
+    predictions = np.argmax(x.reshape(len(x), model.num_classes), axis=1).astype(np.int64)
+    q = q.reshape(len(q), *model.layers[0].input_shape)  # dense: [N, in_features] as it is
     return Outputs(input=q, layers=tuple(outputs), predictions=predictions)
 
 
@@ -292,6 +457,9 @@ def run_numpy(
         computation itself always runs the whole batch at once.
     :returns: The quantized input, every layer's int8 output and the predictions.
     :raises ValueError: if ``x`` has the wrong shape or ``rounding`` is not a kernel path.
+    :raises ModelError: if LiteRT cannot run the model on that path
+        (:meth:`Model.check_rounding`).
     """
-    first = _quantize(model, _checked_input(model, x), check_rounding(rounding), batch_size)
+    rounding = model.check_rounding(rounding)
+    first = _quantize(model, _checked_input(model, x), rounding, batch_size)
     return _run(model, first.astype(np.int8), first, rounding)

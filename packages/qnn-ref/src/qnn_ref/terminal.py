@@ -13,13 +13,45 @@ from typing import TextIO
 
 import numpy as np
 
-__all__ = ["bar_chart", "color_enabled", "render_digit", "side_by_side", "table", "visible_width"]
+__all__ = [
+    "DEFAULT_WIDTH",
+    "bar_chart",
+    "color_enabled",
+    "render_digit",
+    "side_by_side",
+    "table",
+    "visible_width",
+    "width",
+]
+
+#: Characters per line assumed when the output is not a terminal (a pipe, a file, a test).
+DEFAULT_WIDTH = 80
 
 #: ASCII shades from background to ink, for the plain rendering of a digit.
 _RAMP = " .:-=+*#%@"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _RESET = "\x1b[0m"
 _HIGHLIGHT = "\x1b[38;2;80;220;100m"
+
+
+def width(stream: TextIO) -> int:
+    """Characters per line on ``stream``: ``COLUMNS`` if set, else the terminal's width.
+
+    A stream that is not a terminal gets :data:`DEFAULT_WIDTH`, so piped output does not
+    depend on the window it was started from.
+
+    :param stream: Where the output goes, e.g. :data:`sys.stdout`.
+    """
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    isatty = getattr(stream, "isatty", None)
+    if isatty and isatty():
+        try:
+            return os.get_terminal_size(stream.fileno()).columns
+        except (OSError, ValueError):
+            pass
+    return DEFAULT_WIDTH
 
 
 def color_enabled(stream: TextIO) -> bool:

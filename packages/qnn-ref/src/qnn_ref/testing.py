@@ -11,9 +11,12 @@ Two ways to get a model other than the shipped one, for this and other packages'
 """
 
 import itertools
+import json
 import os
+import subprocess
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,9 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ._model import DenseLayer
+from ._validate import signed_int
 
-__all__ = ["train_ptq_model", "write_model"]
+__all__ = ["train_ptq_model", "train_ptq_models", "write_model"]
 
 # Operator versions as the TFLite converter writes them for these int8 ops.
 _OPS = {
@@ -31,6 +35,11 @@ _OPS = {
     "RESHAPE": (schema.BuiltinOperator.RESHAPE, 1),
     "FULLY_CONNECTED": (schema.BuiltinOperator.FULLY_CONNECTED, 4),
     "DEQUANTIZE": (schema.BuiltinOperator.DEQUANTIZE, 2),
+    "CONV_2D": (schema.BuiltinOperator.CONV_2D, 3),
+    "DEPTHWISE_CONV_2D": (schema.BuiltinOperator.DEPTHWISE_CONV_2D, 3),
+    "MAX_POOL_2D": (schema.BuiltinOperator.MAX_POOL_2D, 2),
+    "AVERAGE_POOL_2D": (schema.BuiltinOperator.AVERAGE_POOL_2D, 2),
+    "SOFTMAX": (schema.BuiltinOperator.SOFTMAX, 2),
 }
 
 
@@ -94,6 +103,88 @@ class _Graph:
         operator.builtinOptions = options
         self.operators.append(operator)
 
+    def model_input(
+        self, image: Sequence[int], scale: float, zero_point: int, *, float_input: bool
+    ) -> tuple[int, int]:
+        """The graph input (float32 through a ``QUANTIZE`` if ``float_input``) and its int8 view.
+
+        :returns: ``(graph input, int8 tensor the first op reads)``.
+        """
+        quant = {"scales": [scale], "zero_points": [zero_point]}
+        int8 = schema.TensorType.INT8
+        if not float_input:
+            graph_input = self.tensor("input", image, int8, **quant, batched=True)
+            return graph_input, graph_input
+        graph_input = self.tensor("input", image, schema.TensorType.FLOAT32, batched=True)
+        quantized = self.tensor("quantized", image, int8, **quant, batched=True)
+        self.op("QUANTIZE", [graph_input], quantized)
+        return graph_input, quantized
+
+    def fully_connected(self, i: int, layer: DenseLayer, current: int) -> int:
+        """Append layer ``i``'s ``FULLY_CONNECTED`` op reading ``current``; return its output.
+
+        The bias scales are the float32 products ``s_in * s_w``, as the converter writes them,
+        except a per-tensor layer's ``bias_scale`` when it has one.
+        """
+        int8, int32 = schema.TensorType.INT8, schema.TensorType.INT32
+        scales = layer.weight_scales if layer.per_channel else layer.weight_scales[:1]
+        bias_scales = np.float32(layer.input_scale) * np.asarray(scales, np.float32)
+        if layer.bias_scale is not None and not layer.per_channel:
+            bias_scales = np.array([layer.bias_scale], np.float32)
+        weights = self.tensor(
+            f"layer{i}/weights",
+            [layer.units, layer.in_features],
+            int8,
+            data=np.ascontiguousarray(np.asarray(layer.weights, np.int8).T),
+            scales=scales,
+        )
+        bias = self.tensor(
+            f"layer{i}/bias",
+            [layer.units],
+            int32,
+            data=np.asarray(layer.bias, "<i4"),
+            scales=bias_scales,
+        )
+        output = self.tensor(
+            f"layer{i}/output",
+            [1, layer.units],
+            int8,
+            scales=[layer.output_scale],
+            zero_points=[layer.output_zero_point],
+            batched=True,
+        )
+        options = schema.FullyConnectedOptionsT()
+        options.fusedActivationFunction = (
+            schema.ActivationFunctionType.RELU if layer.relu else schema.ActivationFunctionType.NONE
+        )
+        self.op(
+            "FULLY_CONNECTED",
+            [current, weights, bias],
+            output,
+            schema.BuiltinOptions.FullyConnectedOptions,
+            options,
+        )
+        return output
+
+    def write(
+        self,
+        path: str | os.PathLike[str],
+        graph_input: int,
+        current: int,
+        shape: Sequence[int],
+        *,
+        float_output: bool,
+    ) -> Path:
+        """End the graph at ``current`` (float32 through a ``DEQUANTIZE`` if ``float_output``)
+        and write it to ``path``."""
+        if float_output:
+            result = self.tensor("result", shape, schema.TensorType.FLOAT32, batched=True)
+            self.op("DEQUANTIZE", [current], result)
+            current = result
+        path = Path(path)
+        path.write_bytes(self.pack(graph_input, current))
+        return path
+
     def pack(self, first: int, last: int) -> bytes:
         subgraph = schema.SubGraphT()
         subgraph.tensors = self.tensors
@@ -124,8 +215,16 @@ def write_model(
     input_shape: tuple[int, int] | None = None,
     float_input: bool = False,
     float_output: bool = False,
+    softmax: bool = False,
 ) -> Path:
     """Write a chain of int8 dense layers as a ``.tflite`` file that LiteRT runs.
+
+    A chain with convolution or pooling layers (:class:`~qnn_ref.Conv2DLayer`,
+    :class:`~qnn_ref.DepthwiseConv2DLayer`, :class:`~qnn_ref.MaxPool2DLayer`,
+    :class:`~qnn_ref.AveragePool2DLayer`), or with ``softmax=True``, is written as the
+    converter writes a Keras CNN: a ``RESHAPE`` wherever the next layer's input shape differs
+    (a 2-D ``input_shape`` to ``[h, w, 1]``, a feature map flattened for FULLY_CONNECTED),
+    and a final int8 ``SOFTMAX`` when ``softmax`` is set.
 
     The graph is what the TFLite converter makes of a Keras MLP: an optional ``QUANTIZE`` of a
     float32 input, a ``RESHAPE`` of the ``[1, h, w]`` image to ``[1, h * w]`` when
@@ -135,13 +234,29 @@ def write_model(
     :param path: The file to write.
     :param layers: The layers; layer ``i + 1``'s input quantization must equal layer ``i``'s
         output quantization. ``index`` is ignored. A layer with ``per_channel=False`` must
-        repeat one weight scale.
+        repeat one weight scale. The bias scales are the float32 products ``s_in * s_w``, as
+        the TFLite converter writes them, except that a per-tensor layer's ``bias_scale`` is
+        written as given (to craft a file LiteRT's bias-scale check refuses).
     :param input_shape: ``(h, w)`` of the image input, or ``None`` for a flat ``[1, n]`` input.
     :param float_input: Take float32 input through a ``QUANTIZE`` op.
     :param float_output: Return float32 output through a ``DEQUANTIZE`` op.
+    :param softmax: End in a ``SOFTMAX`` op (that :func:`qnn_ref.read_model` leaves out).
     :returns: ``path`` as a :class:`~pathlib.Path`.
-    :raises ValueError: if the layers do not chain or a per-tensor layer has several scales.
+    :raises ValueError: if the layers do not chain, a per-tensor layer has several scales or
+        a zero point is not an int8 value.
+    :raises TypeError: if a zero point is not an integer.
     """
+    if softmax or not all(isinstance(layer, DenseLayer) for layer in layers):
+        from ._chain_writer import write_chain  # it builds on _Graph of this module
+
+        return write_chain(
+            path,
+            layers,
+            input_shape=input_shape,
+            float_input=float_input,
+            float_output=float_output,
+            softmax=softmax,
+        )
     if not layers:
         raise ValueError("a model needs at least one layer")
     for before, after in itertools.pairwise(layers):
@@ -154,79 +269,37 @@ def write_model(
                 "(features, scale and zero point must match)"
             )
     for layer in layers:
+        for role in ("input", "output"):
+            signed_int(
+                f"layer {layer.index} {role} zero point", getattr(layer, f"{role}_zero_point"), 8
+            )
         if not layer.per_channel and len(set(layer.weight_scales.tolist())) != 1:
             raise ValueError(f"layer {layer.index} is per-tensor but has several weight scales")
 
     graph = _Graph()
     first = layers[0]
     in_features = first.in_features
-    int8, int32, float32 = (
-        schema.TensorType.INT8,
-        schema.TensorType.INT32,
-        schema.TensorType.FLOAT32,
-    )
     image = [1, *input_shape] if input_shape is not None else [1, in_features]
-    input_q = ([first.input_scale], [first.input_zero_point])
-    if float_input:
-        graph_input = graph.tensor("input", image, float32, batched=True)
-        current = graph.tensor(
-            "quantized", image, int8, scales=input_q[0], zero_points=input_q[1], batched=True
-        )
-        graph.op("QUANTIZE", [graph_input], current)
-    else:
-        graph_input = current = graph.tensor(
-            "input", image, int8, scales=input_q[0], zero_points=input_q[1], batched=True
-        )
+    graph_input, current = graph.model_input(
+        image, first.input_scale, first.input_zero_point, float_input=float_input
+    )
     if input_shape is not None:
         flat = graph.tensor(
-            "flat", [1, in_features], int8, scales=input_q[0], zero_points=input_q[1], batched=True
+            "flat",
+            [1, in_features],
+            schema.TensorType.INT8,
+            scales=[first.input_scale],
+            zero_points=[first.input_zero_point],
+            batched=True,
         )
-        new_shape = graph.tensor("new_shape", [2], int32, data=np.array([-1, in_features], "<i4"))
+        new_shape = graph.tensor(
+            "new_shape", [2], schema.TensorType.INT32, data=np.array([-1, in_features], "<i4")
+        )
         graph.op("RESHAPE", [current, new_shape], flat)
         current = flat
     for i, layer in enumerate(layers):
-        scales = layer.weight_scales if layer.per_channel else layer.weight_scales[:1]
-        weights = graph.tensor(
-            f"layer{i}/weights",
-            [layer.units, layer.in_features],
-            int8,
-            data=np.ascontiguousarray(np.asarray(layer.weights, np.int8).T),
-            scales=scales,
-        )
-        bias = graph.tensor(
-            f"layer{i}/bias",
-            [layer.units],
-            int32,
-            data=np.asarray(layer.bias, "<i4"),
-            scales=np.float32(layer.input_scale) * np.asarray(scales, np.float32),
-        )
-        output = graph.tensor(
-            f"layer{i}/output",
-            [1, layer.units],
-            int8,
-            scales=[layer.output_scale],
-            zero_points=[layer.output_zero_point],
-            batched=True,
-        )
-        options = schema.FullyConnectedOptionsT()
-        options.fusedActivationFunction = (
-            schema.ActivationFunctionType.RELU if layer.relu else schema.ActivationFunctionType.NONE
-        )
-        graph.op(
-            "FULLY_CONNECTED",
-            [current, weights, bias],
-            output,
-            schema.BuiltinOptions.FullyConnectedOptions,
-            options,
-        )
-        current = output
-    if float_output:
-        result = graph.tensor("result", [1, layers[-1].units], float32, batched=True)
-        graph.op("DEQUANTIZE", [current], result)
-        current = result
-    path = Path(path)
-    path.write_bytes(graph.pack(graph_input, current))
-    return path
+        current = graph.fully_connected(i, layer, current)
+    return graph.write(path, graph_input, current, [1, layers[-1].units], float_output=float_output)
 
 
 def train_ptq_model(
@@ -299,3 +372,51 @@ def train_ptq_model(
     path = Path(path)
     path.write_bytes(flatbuffer)
     return path
+
+
+def train_ptq_models(
+    directory: str | os.PathLike[str],
+    specs: Mapping[str, Mapping[str, Any]],
+    images: np.ndarray,
+    labels: np.ndarray,
+) -> dict[str, Path]:
+    """Train several models with :func:`train_ptq_model`, all in one child process.
+
+    TensorFlow's native libraries have crashed (a segmentation fault in its import or in
+    ``fit``) inside a test process that had already loaded many PyRTL ``CompiledSimulation``
+    libraries. A child process keeps TensorFlow out of the caller's process altogether, so a
+    test session can train its models at any point; one child for all the models pays for one
+    TensorFlow import.
+
+    :param directory: Where to write ``NAME.tflite`` for each model (and the training data).
+    :param specs: ``name -> keyword arguments of train_ptq_model`` (JSON-serializable values).
+    :param images: uint8 ``[N, 28, 28]`` images to train and calibrate every model on.
+    :param labels: ``[N]`` their labels.
+    :returns: ``name -> path`` of each model written.
+    :raises RuntimeError: if training fails; the message ends with the child's last error line.
+    """
+    directory = Path(directory)
+    np.savez(directory / "training-data.npz", images=images, labels=labels)
+    (directory / "training-specs.json").write_text(
+        json.dumps({k: dict(v) for k, v in specs.items()})
+    )
+    code = f"from qnn_ref.testing import _train_from_files; _train_from_files({str(directory)!r})"
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
+        raise RuntimeError(f"training the test models failed: {lines[-1]}")
+    return {name: directory / f"{name}.tflite" for name in specs}
+
+
+def _train_from_files(directory: str) -> None:
+    """The child process of :func:`train_ptq_models`."""
+    data = np.load(Path(directory) / "training-data.npz")
+    specs = json.loads((Path(directory) / "training-specs.json").read_text())
+    for name, options in specs.items():
+        if "input_shape" in options:
+            options["input_shape"] = tuple(options["input_shape"])
+        train_ptq_model(
+            Path(directory) / f"{name}.tflite", data["images"], data["labels"], **options
+        )

@@ -1,0 +1,314 @@
+"""Run many simulated cycles from NumPy stimulus with one call into PyRTL's compiled kernel.
+
+:class:`pyrtl.CompiledSimulation` evaluates a design in generated C, millions of cycles per
+second for a small design, but its public :meth:`~pyrtl.CompiledSimulation.run` converts every
+input value of every cycle in Python (``infer_val_and_bitwidth``, then a loop over 64-bit
+limbs) and copies traced values back one cycle at a time. For a design fed a few inputs per
+cycle that Python work costs several times the C evaluation. :class:`BatchDriver` builds the
+same step-major ``uint64`` input buffer with NumPy and calls the same C function
+(``sim_run_all``) once, then hands back any Output of every cycle as a NumPy array.
+
+This relies on private attributes of :class:`pyrtl.CompiledSimulation` (the input and output
+buffer layouts and the loaded library), so it is only used on the PyRTL releases listed in
+:data:`TESTED_PYRTL_VERSIONS`; with any other release, or another simulator, the driver steps
+the simulation through its public API instead: same results, same contract, slower.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pyrtl
+
+from ._simulate import Sim
+from ._validate import non_negative_int
+
+__all__ = ["TESTED_PYRTL_VERSIONS", "BatchDriver"]
+
+#: PyRTL releases whose CompiledSimulation internals :class:`BatchDriver` was written for and
+#: tested against (``importlib.metadata.version("pyrtl")``).
+TESTED_PYRTL_VERSIONS: tuple[str, ...] = ("1.0.3",)
+
+#: The private CompiledSimulation attributes the direct path reads.
+_INTERNALS = (
+    "_dll",
+    "_inputs_metadata",
+    "_inputs_array_length",
+    "_outputs_metadata",
+    "_outputs_array_length",
+)
+
+
+def _pyrtl_version() -> str | None:
+    try:
+        return importlib.metadata.version("pyrtl")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+_ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+
+
+def _limbs_of(name: str, values: Any, bitwidth: int) -> np.ndarray:
+    """``values`` of a ``bitwidth``-bit wire as ``uint64 [n, limbs]``, least significant first.
+
+    Accepts what :meth:`BatchDriver.run` documents; negative values become two's complement in
+    ``bitwidth`` bits, and anything outside ``[-2**(bitwidth-1), 2**bitwidth)`` is refused, as
+    PyRTL's own simulators refuse it.
+    """
+    limbs = (bitwidth + 63) // 64
+    array = np.asarray(values)
+    kind = array.dtype.kind
+    if array.ndim == 2 and kind == "u":
+        return _from_words(name, array, bitwidth, limbs)
+    if array.ndim == 1 and kind == "O":
+        return _from_ints(name, array, bitwidth, limbs)
+    if array.ndim == 1 and kind in "iub":
+        return _from_numbers(name, array, bitwidth, limbs)
+    raise ValueError(
+        f"input {name} needs a 1-D array of integers or a 2-D array of unsigned words, "
+        f"not {array.dtype} of shape {list(array.shape)}"
+    )
+
+
+def _from_words(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
+    """Rows of little-endian unsigned words: reinterpreted as bytes, then as 64-bit limbs."""
+    raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).view(np.uint8)
+    raw = raw.reshape(len(array), -1)
+    if raw.shape[1] > limbs * 8:
+        if raw[:, limbs * 8 :].any():
+            raise ValueError(f"input {name} is given values wider than its {bitwidth} bits")
+        raw = raw[:, : limbs * 8]
+    padded = np.zeros((len(array), limbs * 8), np.uint8)
+    padded[:, : raw.shape[1]] = raw
+    result = padded.view("<u8").astype(np.uint64, copy=False)
+    top = bitwidth - 64 * (limbs - 1)
+    if top < 64 and len(result) and (result[:, -1] >> np.uint64(top)).any():
+        raise ValueError(f"input {name} is given values wider than its {bitwidth} bits")
+    return result
+
+
+def _from_ints(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
+    """Python integers, one per cycle (the only form for values that need Python's ints)."""
+    low, high = -(1 << (bitwidth - 1)), 1 << bitwidth
+    result = np.zeros((len(array), limbs), np.uint64)
+    for cycle, value in enumerate(array):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"input {name} is given {value!r}, not an integer")
+        value = int(value)
+        if not low <= value < high:
+            raise ValueError(_range_message(name, bitwidth, value, cycle))
+        value &= high - 1
+        for limb in range(limbs):
+            result[cycle, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
+    return result
+
+
+def _from_numbers(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
+    """A NumPy integer (or bool) array, one value per cycle."""
+    if not len(array):
+        return np.zeros((0, limbs), np.uint64)
+    low, high = -(1 << (bitwidth - 1)), 1 << bitwidth
+    if array.dtype.kind in "ub" and array.dtype.itemsize * 8 <= bitwidth:
+        smallest = largest = 0  # every value of the dtype fits
+    else:
+        smallest, largest = int(array.min()), int(array.max())
+    if smallest < low or largest >= high:
+        cycle, value = next((c, v) for c, v in enumerate(array.tolist()) if not low <= v < high)
+        raise ValueError(_range_message(name, bitwidth, int(value), cycle))
+    result = np.empty((len(array), limbs), np.uint64)
+    result[:, 0] = array  # in range, so exact; negative values wrap to 64-bit two's complement
+    if limbs > 1:
+        result[:, 1:] = 0
+        if smallest < 0:
+            result[array < 0, 1:] = _ALL_ONES  # sign extension
+    if smallest < 0 and bitwidth % 64:
+        result[:, -1] &= np.uint64((1 << (bitwidth % 64)) - 1)
+    return result
+
+
+def _range_message(name: str, bitwidth: int, value: int, cycle: int) -> str:
+    return (
+        f"input {name} is {bitwidth} bits wide, but is given {value} in cycle {cycle} "
+        f"(allowed: {-(1 << (bitwidth - 1))} to {(1 << bitwidth) - 1})"
+    )
+
+
+def _to_ints(limbs: np.ndarray) -> list[int]:
+    """Rows of ``uint64 [n, limbs]`` as Python integers (for the public path)."""
+    if limbs.shape[1] == 1:
+        return limbs[:, 0].tolist()
+    return [sum(int(limb) << (64 * i) for i, limb in enumerate(row)) for row in limbs]
+
+
+class BatchDriver:
+    """Run a simulation for many cycles with stimulus given as NumPy arrays, in one call.
+
+    State (registers, memories) lives in the simulation, so :meth:`run` calls continue where
+    the last one stopped and can be mixed with the simulation's own ``step``. The simulation's
+    tracer is *not* updated by :meth:`run`: read Outputs from what it returns.
+
+    On a :class:`pyrtl.CompiledSimulation` of a PyRTL release in
+    :data:`TESTED_PYRTL_VERSIONS` (:attr:`direct` is ``True``) :meth:`run` calls the compiled
+    kernel once per call; otherwise it steps the simulation through its public API (one
+    ``step`` per cycle, or one ``run`` when no Output is asked for), which gives the same values
+    more slowly.
+
+    :param sim: the simulation to drive.
+    """
+
+    def __init__(self, sim: Sim) -> None:
+        if not isinstance(sim, Sim):
+            raise TypeError(
+                f"sim must be a PyRTL Simulation, FastSimulation or CompiledSimulation, "
+                f"not {type(sim).__name__}"
+            )
+        self._sim = sim
+        block = sim.block
+        self._inputs = {w.name: w for w in block.wirevector_subset(pyrtl.Input)}
+        self._outputs = {w.name: w for w in block.wirevector_subset(pyrtl.Output)}
+        #: ``True`` when :meth:`run` calls the compiled kernel directly.
+        self.direct = (
+            isinstance(sim, pyrtl.CompiledSimulation)
+            and _pyrtl_version() in TESTED_PYRTL_VERSIONS
+            and all(hasattr(sim, attribute) for attribute in _INTERNALS)
+        )
+        if self.direct:
+            # A fresh function object (``_dll[name]`` is not cached), so the argument types
+            # set here never interfere with the ones CompiledSimulation.run sets on its own.
+            self._kernel = sim._dll["sim_run_all"]
+            self._kernel.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]
+            self._kernel.restype = None
+
+    @property
+    def sim(self) -> Sim:
+        """The simulation being driven."""
+        return self._sim
+
+    def run(
+        self,
+        cycles: int,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        outputs: Iterable[str] = (),
+    ) -> dict[str, np.ndarray]:
+        """Simulate ``cycles`` clock cycles.
+
+        Cycle ``c`` of this call sees ``inputs[name][c]`` on Input ``name``. An Input given
+        fewer values than ``cycles`` is 0 in the remaining cycles, and an Input not named is 0
+        in every cycle (as :meth:`pyrtl.CompiledSimulation.run` treats a missing value), so a
+        pulse is just a short array: ``{"start": [1]}``.
+
+        Each input's values are one of:
+
+        - a 1-D array of integers (any NumPy integer dtype, or Python integers in an object
+          array for inputs wider than 64 bits), one per cycle. Negative values mean two's
+          complement: a ``b``-bit input accepts ``-2**(b-1)`` to ``2**b - 1``;
+        - a 2-D array of unsigned integers, one row per cycle, holding each value as
+          little-endian words of the dtype's width: e.g. ``uint8 [n, 16]`` for a 128-bit
+          input, byte ``j`` in bits ``[8j, 8j+8)``. This packs wide inputs without Python
+          integers.
+
+        :param cycles: clock cycles to simulate.
+        :param inputs: values by Input name.
+        :param outputs: names of Outputs to return for every cycle. On the public path (see
+            :attr:`direct`) a CompiledSimulation can only report wires its tracer records.
+        :returns: by Output name, its value in each cycle after that cycle's combinational
+            logic settles (what ``sim.inspect`` shows after ``step``): ``uint64 [cycles]`` for
+            Outputs up to 64 bits, ``uint64 [cycles, limbs]`` (little-endian 64-bit limbs)
+            for wider ones.
+        :raises TypeError: if ``cycles`` is not an integer.
+        :raises ValueError: for an unknown name, too many values, or a value that does not
+            fit its Input.
+        """
+        cycles = non_negative_int("cycles", cycles)
+        packed: dict[str, np.ndarray] = {}
+        for name, values in (inputs or {}).items():
+            if name not in self._inputs:
+                raise ValueError(f"the design has no Input named {name!r}")
+            limbs = _limbs_of(name, values, self._inputs[name].bitwidth)
+            if len(limbs) > cycles:
+                raise ValueError(
+                    f"input {name} is given {len(limbs)} values for a run of {cycles} cycles"
+                )
+            packed[name] = limbs
+        wanted = list(outputs)
+        for name in wanted:
+            if name not in self._outputs:
+                raise ValueError(f"the design has no Output named {name!r}")
+        if self.direct:
+            return self._run_direct(cycles, packed, wanted)
+        return self._run_public(cycles, packed, wanted)
+
+    def _run_direct(
+        self, cycles: int, packed: dict[str, np.ndarray], wanted: list[str]
+    ) -> dict[str, np.ndarray]:
+        sim = self._sim
+        # The layout CompiledSimulation.run fills: cycle-major, each Input's limbs at
+        # [start, start + length) of its cycle's row, least significant limb first.
+        stimulus = np.zeros((cycles, sim._inputs_array_length), np.uint64)
+        for name, limbs in packed.items():
+            meta = sim._inputs_metadata[name]
+            stimulus[: len(limbs), meta.start : meta.start + meta.length] = limbs
+        response = np.zeros((cycles, max(1, sim._outputs_array_length)), np.uint64)
+        if cycles:
+            self._kernel(cycles, stimulus.ctypes.data, response.ctypes.data)
+        result = {}
+        for name in wanted:
+            meta = sim._outputs_metadata[name]
+            values = response[:, meta.start : meta.start + meta.length]
+            result[name] = values[:, 0].copy() if meta.length == 1 else values.copy()
+        return result
+
+    def _run_public(
+        self, cycles: int, packed: dict[str, np.ndarray], wanted: list[str]
+    ) -> dict[str, np.ndarray]:
+        sim = self._sim
+        compiled = isinstance(sim, pyrtl.CompiledSimulation)
+        # Simulation and FastSimulation want every Input in every cycle.
+        steps: list[dict[str, int]] = [
+            {} if compiled else dict.fromkeys(self._inputs, 0) for _ in range(cycles)
+        ]
+        for name, limbs in packed.items():
+            for step, value in zip(steps, _to_ints(limbs), strict=False):
+                step[name] = value
+        widths = {name: (self._outputs[name].bitwidth + 63) // 64 for name in wanted}
+        seen = {name: np.zeros((cycles, widths[name]), np.uint64) for name in wanted}
+        if compiled and not wanted:
+            if steps:
+                sim.run(steps)  # one C call; it records only the first cycle's outputs
+        else:
+            for cycle, step in enumerate(steps):
+                sim.step(step)
+                for name in wanted:
+                    value = sim.inspect(name)
+                    for limb in range(widths[name]):
+                        seen[name][cycle, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
+        return {name: v[:, 0] if widths[name] == 1 else v for name, v in seen.items()}
+
+    def read_memory(self, memory: pyrtl.MemBlock, count: int) -> np.ndarray:
+        """Addresses ``0 .. count-1`` of ``memory`` (never written: 0).
+
+        :param memory: a memory of the simulated block (not a :class:`pyrtl.RomBlock`, which
+            the compiled and fast simulators cannot inspect).
+        :param count: how many addresses, from 0.
+        :returns: ``uint64 [count]`` for memories up to 64 bits wide, else
+            ``uint64 [count, limbs]`` (little-endian 64-bit limbs).
+        """
+        count = non_negative_int("count", count)
+        limbs = (memory.bitwidth + 63) // 64
+        if count > 1 << memory.addrwidth:
+            raise ValueError(
+                f"memory {memory.name} has {1 << memory.addrwidth} addresses, not {count}"
+            )
+        view = self._sim.inspect_mem(memory)
+        words = np.zeros((count, limbs), np.uint64)
+        for address in range(count):
+            value = view.get(address, 0)
+            for limb in range(limbs):
+                words[address, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
+        return words[:, 0] if limbs == 1 else words
