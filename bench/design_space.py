@@ -139,7 +139,7 @@ def _place_labels(figure, axis, labels: list[tuple[str, float, float]]) -> None:
     points = [axis.transData.transform((x, y)) for _, x, y in labels]
     boxes = [(px - 4, py - 4, px + 4, py + 4) for px, py in points]
     for text, x, y in labels:
-        best = None
+        best = None  # (overlap, annotation): the candidate kept so far
         for dx, dy in _LABEL_OFFSETS:
             note = axis.annotate(
                 text,
@@ -149,22 +149,16 @@ def _place_labels(figure, axis, labels: list[tuple[str, float, float]]) -> None:
                 fontsize=7,
                 horizontalalignment="left" if dx > 0 else "right",
             )
-            box = note.get_window_extent(renderer)
-            cost = _overlap(box, boxes)
-            note.remove()
+            cost = _overlap(note.get_window_extent(renderer), boxes)
             if best is None or cost < best[0]:
-                best = (cost, dx, dy, box)
+                if best is not None:
+                    best[1].remove()
+                best = (cost, note)
+            else:
+                note.remove()
             if cost == 0:
                 break
-        _, dx, dy, box = best
-        axis.annotate(
-            text,
-            (x, y),
-            xytext=(dx, dy),
-            textcoords="offset points",
-            fontsize=7,
-            horizontalalignment="left" if dx > 0 else "right",
-        )
+        box = best[1].get_window_extent(renderer)
         boxes.append((box.x0, box.y0, box.x1, box.y1))
 
 

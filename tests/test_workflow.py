@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from qnn_ref.testing import require_module
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_train_then_compare_every_backend(tmp_path: Path) -> None:
-    pytest.importorskip("tensorflow", reason="training needs the qnn-ref[train] extra")
+    require_module("tensorflow", "training needs the qnn-ref[train] extra")
     trained = _run(
         "qnn_ref",
         "train",

@@ -1,6 +1,5 @@
 """Shared fixtures: the shipped model, models of other shapes, all built once per session."""
 
-import importlib.util
 from collections.abc import Callable
 from types import ModuleType
 
@@ -56,9 +55,9 @@ TRAINED = {
 @pytest.fixture(scope="session")
 def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Model]:
     """The :data:`TRAINED` models, trained for one epoch on 3,000 images (needs TensorFlow)."""
-    if importlib.util.find_spec("tensorflow") is None:  # trained in a child process
-        pytest.skip("training test models needs qnn-ref[train]")
-    from qnn_ref.testing import train_ptq_models
+    from qnn_ref.testing import require_module, train_ptq_models
+
+    require_module("tensorflow", "training test models needs qnn-ref[train]")
 
     images, labels = qnn_ref.load_mnist("train")
     specs = {

@@ -6,14 +6,13 @@ hand-chosen weights and scales write them with :func:`qnn_ref.testing.write_mode
 needs no TensorFlow.
 """
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qnn_ref import Model, default_model_path, load_mnist, preprocess, read_model
-from qnn_ref.testing import train_ptq_models
+from qnn_ref.testing import require_module, train_ptq_models
 
 #: name -> keyword arguments of train_ptq_model: input sizes 8x8 to 28x28, 1 to 4 hidden layers,
 #: int8 and float32 I/O, per-channel and per-tensor weights, a hidden layer without ReLU.
@@ -43,8 +42,7 @@ def default_model() -> Model:
 @pytest.fixture(scope="session")
 def ptq_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Model]:
     """Small post-training-quantized MLPs of every shape in ``PTQ_MODELS``."""
-    if importlib.util.find_spec("tensorflow") is None:  # trained in a child process
-        pytest.skip("building test models needs the train extra")
+    require_module("tensorflow", "building test models needs the train extra")
     images, labels = load_mnist("train")
     paths = train_ptq_models(
         tmp_path_factory.mktemp("ptq"), PTQ_MODELS, images[:3000], labels[:3000]

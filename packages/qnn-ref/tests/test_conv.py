@@ -35,7 +35,7 @@ from qnn_ref import (
     run_numpy,
 )
 from qnn_ref._layers import output_size
-from qnn_ref.testing import write_model
+from qnn_ref.testing import require_module, write_model
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -615,7 +615,7 @@ def test_train_cnn_arguments(arguments: dict, message: str, tmp_path: Path) -> N
 
 def test_train_a_tiny_cnn(tmp_path: Path, test_inputs: Callable) -> None:
     """One float and one QAT epoch of an 8x8 CNN: a readable conv chain, bit-exact."""
-    pytest.importorskip("tensorflow_model_optimization", reason="training needs the train extra")
+    require_module("tensorflow_model_optimization", "training needs the train extra")
     path = tmp_path / "tiny-cnn.tflite"
     facts = qnn_ref.train(
         path,

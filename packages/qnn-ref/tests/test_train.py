@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 import qnn_ref
+from qnn_ref.testing import require_module
 
 
 def needs_training() -> None:
     """Skip the calling test (only it: the others here need no TensorFlow) without the extra."""
-    pytest.importorskip("tensorflow_model_optimization", reason="training needs the train extra")
+    require_module("tensorflow_model_optimization", "training needs the train extra")
 
 
 #: A tiny, fast run: one float and one QAT epoch of an 8x8-input 64-8-10 network.

@@ -10,6 +10,7 @@ Two ways to get a model other than the shipped one, for this and other packages'
   (TensorFlow and tf-keras), imported only when it is called.
 """
 
+import importlib.util
 import itertools
 import json
 import os
@@ -27,7 +28,7 @@ from ai_edge_litert import schema_py_generated as schema
 from ._model import DenseLayer
 from ._validate import signed_int
 
-__all__ = ["train_ptq_model", "train_ptq_models", "write_model"]
+__all__ = ["require_module", "train_ptq_model", "train_ptq_models", "write_model"]
 
 # Operator versions as the TFLite converter writes them for these int8 ops.
 _OPS = {
@@ -420,3 +421,20 @@ def _train_from_files(directory: str) -> None:
         train_ptq_model(
             Path(directory) / f"{name}.tflite", data["images"], data["labels"], **options
         )
+
+
+def require_module(name: str, reason: str) -> None:
+    """Skip the calling test (or fixture) when the module ``name`` is not installed; when the
+    environment variable ``CI`` is set, fail it instead, so that CI never passes with the
+    TensorFlow tests silently skipped (the root conftest does the same for external tools).
+
+    :param name: The module, e.g. ``"tensorflow"``.
+    :param reason: What needs it, e.g. ``"training needs the train extra"``.
+    """
+    import pytest
+
+    if importlib.util.find_spec(name) is not None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} ({name} is not installed); CI runs every test", pytrace=False)
+    pytest.skip(reason)
