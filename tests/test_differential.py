@@ -54,6 +54,7 @@ def dense_models(draw: st.DrawFn) -> list[DenseLayer]:
         requant = [draw(log_uniform(1e-9, 1e6)) for _ in range(n if per_channel else 1)]
         weight_scales = np.array(requant) * output_scale / input_q[0]
         bias_bits = draw(st.integers(0, 31))
+        activation = draw(st.sampled_from(["NONE", "RELU", "RELU6"]))
         layers.append(
             DenseLayer(
                 index=index,
@@ -67,7 +68,8 @@ def dense_models(draw: st.DrawFn) -> list[DenseLayer]:
                 per_channel=per_channel,
                 output_scale=output_scale,
                 output_zero_point=draw(st.integers(-128, 127)),
-                relu=draw(st.booleans()),
+                relu=activation != "NONE",
+                relu6=activation == "RELU6",
             )
         )
         input_q = (output_scale, layers[-1].output_zero_point)

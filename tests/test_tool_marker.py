@@ -81,4 +81,11 @@ def test_the_root_conftest_imports_none_of_our_packages() -> None:
     text = (ROOT / "conftest.py").read_text()
     imports = [line for line in text.splitlines() if line.startswith(("import ", "from "))]
     # The standard library and pytest only (TensorFlow is imported inside a hook, if installed).
-    assert imports == ["import importlib.util", "import os", "import shutil", "import pytest"]
+    assert imports == [
+        "import importlib.util",
+        "import os",
+        "import shutil",
+        "import sys",
+        "from pathlib import Path",
+        "import pytest",
+    ]

@@ -257,3 +257,101 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match=r"^sim must be a PyRTL Simulation, FastSimulation or "):
         BatchDriver(block)
     assert driver.run(0, outputs=["acc_out"])["acc_out"].shape == (0, 2)
+
+
+def contents_of(sim: pyrtl.Simulation | pyrtl.CompiledSimulation, memory: pyrtl.MemBlock) -> list:
+    view = sim.inspect_mem(memory)
+    return [view.get(address, 0) for address in range(1 << memory.addrwidth)]
+
+
+def test_write_memory_is_what_the_memory_then_holds(driver_kind):
+    # Reference: PyRTL's public CompiledSimulation given the same words as initial contents.
+    block, (wide, narrow) = wide_design()
+    rng = np.random.default_rng(5)
+    wide_words = rng.integers(0, 256, (8, 16), dtype=np.uint8)  # 128-bit words as bytes
+    narrow_words = np.array([-256, 511, 7], np.int16)  # 9 bits: two's complement, top, small
+    initial = {
+        wide: {a: int.from_bytes(row.tobytes(), "little") for a, row in enumerate(wide_words)},
+        narrow: {2: 256, 3: 511, 4: 7},
+    }
+    stimulus = random_stimulus(block, 30, seed=9)
+    outputs = sorted(block.wirevector_subset(pyrtl.Output), key=lambda w: w.name)
+    reference = pyrtl.CompiledSimulation(
+        tracer=pyrtl.SimulationTrace(outputs, block=block), memory_value_map=initial, block=block
+    )
+    expected = {w.name: [] for w in outputs}
+    for cycle in range(30):
+        reference.step({name: values[cycle] for name, values in stimulus.items()})
+        for name, values in expected.items():
+            values.append(reference.inspect(name))
+
+    driver = BatchDriver(make_sim("fast" if driver_kind == "public-fast" else "compiled", block))
+    assert driver.writes_memories == (driver_kind != "public-compiled")
+    if driver_kind == "public-compiled":
+        with pytest.raises(NotImplementedError, match=r"^writing a memory of a CompiledSim"):
+            driver.write_memory(wide, wide_words)
+        return
+    driver.write_memory(wide, wide_words)
+    driver.write_memory(narrow, narrow_words, start=2)
+    arrays = {name: np.array(values, dtype=object) for name, values in stimulus.items()}
+    seen = driver.run(30, arrays, outputs=expected)
+    for name, values in expected.items():
+        assert as_ints(seen[name]) == values, name
+    for memory in (wide, narrow):
+        assert as_ints(driver.read_memory(memory, 8)) == contents_of(reference, memory)
+
+
+def test_write_memory_between_runs_is_seen_by_the_next_cycle():
+    # Reference: pyrtl.Simulation, whose memories are plain dictionaries (its documented
+    # internal state), written by hand between the same two stretches of cycles.
+    block, (wide, narrow) = wide_design()
+    stimulus = random_stimulus(block, 24, seed=13)
+    stimulus["we"] = [0] * 24  # only the direct writes change the memories
+    words = [(1 << 127) | 5, 3, (1 << 128) - 1]
+    outputs = ["read_out", "held_out", "acc_out"]
+    reference = pyrtl.Simulation(
+        tracer=pyrtl.SimulationTrace([block.wirevector_by_name[n] for n in outputs], block=block),
+        block=block,
+    )
+    expected = {name: [] for name in outputs}
+    for cycle in range(24):
+        if cycle == 11:
+            reference.memvalue[wide.id].update({4 + i: word for i, word in enumerate(words)})
+            reference.memvalue[narrow.id][6] = 300
+        reference.step({name: values[cycle] for name, values in stimulus.items()})
+        for name, values in expected.items():
+            values.append(reference.inspect(name))
+
+    driver = BatchDriver(make_sim("compiled", block))
+    assert driver.direct
+    arrays = {name: np.array(values, dtype=object) for name, values in stimulus.items()}
+    first = driver.run(11, {name: v[:11] for name, v in arrays.items()}, outputs=outputs)
+    driver.write_memory(wide, np.array(words, dtype=object), start=4)
+    driver.write_memory(narrow, [300], start=6)
+    second = driver.run(13, {name: v[11:] for name, v in arrays.items()}, outputs=outputs)
+    for name, values in expected.items():
+        assert as_ints(first[name]) + as_ints(second[name]) == values, name
+    assert as_ints(driver.read_memory(wide, 8)) == contents_of(reference, wide)
+
+
+def test_bad_memory_writes():
+    block, (wide, narrow) = wide_design()
+    driver = BatchDriver(make_sim("compiled", block))
+    other = pyrtl.MemBlock(8, 2, name="elsewhere", block=pyrtl.Block())
+    rom = pyrtl.RomBlock(8, 2, [1, 2, 3, 4], name="rom", block=block)
+    with pytest.raises(ValueError, match=r"^'elsewhere' is not a read-write memory of the sim"):
+        driver.write_memory(other, [1])
+    with pytest.raises(ValueError, match=r"^'rom' is not a read-write memory of the simulat"):
+        driver.write_memory(rom, [1])
+    with pytest.raises(TypeError, match=r"^memory must be a pyrtl.MemBlock, not str$"):
+        driver.write_memory("wide", [1])
+    with pytest.raises(ValueError, match=r"^memory wide has 8 addresses; 3 words from address 6 "):
+        driver.write_memory(wide, [1, 2, 3], start=6)
+    with pytest.raises(
+        ValueError,
+        match=r"^memory narrow is 9 bits wide, but is given 512 for address 4 \(allowed: -256 ",
+    ):
+        driver.write_memory(narrow, [0, 512], start=3)
+    with pytest.raises(ValueError, match=r"^start must be a non-negative integer, not -1$"):
+        driver.write_memory(narrow, [0], start=-1)
+    assert as_ints(driver.read_memory(narrow, 8)) == [0] * 8  # nothing written by a refusal

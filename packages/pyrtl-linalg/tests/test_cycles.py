@@ -4,6 +4,7 @@ That the model equals the simulated hardware is checked where the hardware is si
 (test_tiled.py, test_simulate.py).
 """
 
+import doctest
 import itertools
 import math
 
@@ -11,7 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrtl_linalg import TileSlot, tile_period, tile_schedule, tiled_matmul_cycles
+from pyrtl_linalg import (
+    TileSlot,
+    Window,
+    _cycles,
+    tile_period,
+    tile_schedule,
+    tiled_matmul_cycles,
+    window_rows,
+)
 
 
 def test_two_by_two_by_hand():
@@ -103,3 +112,19 @@ def test_bad_shapes():
         tiled_matmul_cycles([(1, 1, 1), (2, 0, 2)], rows=1, cols=1)
     with pytest.raises(ValueError, match=r"^shapes must hold at least one job$"):
         tiled_matmul_cycles([], rows=1, cols=1)
+
+
+def test_windowed_job_by_hand():
+    # 3 grids of 4x4x2 on a 2x3 array: 2 grid tiles; a 3x3 "valid" window has 4 positions, so
+    # 8 row tiles (window_rows = 16) of 2 column tiles for n = 5, k = 3*3*2 = 18 = the period:
+    # 1 + (16 - 1) * 18 + 18 + (2 + 3 - 1) = 293 cycles; row tile 5 is position 1 of grid tile 1.
+    window = Window(4, 4, 2, (3, 3))
+    shape = (window_rows(3, 2, window), window.size, 5)
+    assert shape == (16, 18, 5)
+    assert tiled_matmul_cycles([shape], rows=2, cols=3) == 293
+    slots = tile_schedule([shape], rows=2, cols=3)
+    assert [(slot.m_tile, slot.n_tile) for slot in slots[10:12]] == [(5, 0), (5, 1)]
+
+
+def test_doctests():
+    assert doctest.testmod(_cycles, raise_on_error=False).failed == 0

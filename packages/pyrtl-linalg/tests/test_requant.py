@@ -5,14 +5,16 @@ construction: Python integers for the two integer methods (gemmlowp's code liter
 nudge and truncating division), real float32 arithmetic in NumPy for ``"float32"`` and real
 float64 arithmetic (Python floats) for ``"float64"``. Each
 requantizer is built once and simulated step by step through a batch of cases, one case per
-step, so thousands of cases cost well under a second.
+step, so thousands of cases cost well under a second. A pipelined requantizer (``stages=k``)
+must give the same results ``k`` steps later, for every ``k``: each datapath test runs at every
+stage count.
 """
 
 import math
 import re
 from collections.abc import Callable
 from fractions import Fraction
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import pyrtl
@@ -26,6 +28,7 @@ from pyrtl_linalg import (
     float64_scale_fields,
     make_requantize,
     pack_requant_constants,
+    requant_stage_points,
     requant_word_bits,
     unpack_requant_constants,
 )
@@ -35,12 +38,24 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 SCALE_FIELDS = {
     "single_round": {"multiplier": 31, "shift": 6},
     "double_round": {"multiplier": 31, "shift": 6},
+    "double_round_away": {"multiplier": 31, "shift": 6},
     "float32": {"scale_significand": 24, "scale_exponent": 9},
     "float64": {"scale_significand": 53, "scale_exponent": 12},
 }
 # Significand bits and exponent range of the float formats (scale = significand * 2**exponent).
 FLOATS = {"float32": (24, -149, 104), "float64": (53, -1074, 971)}
 Cases = dict[str, np.ndarray]
+#: Every method with every stage count it supports, and with the least and the most only.
+METHOD_STAGES = [
+    (method, stages)
+    for method in REQUANT_METHODS
+    for stages in range(len(requant_stage_points(method)) + 1)
+]
+METHOD_EXTREMES = [
+    (method, stages)
+    for method in REQUANT_METHODS
+    for stages in (0, len(requant_stage_points(method)))
+]
 
 
 # ----------------------------------------------------------------------------------------
@@ -64,8 +79,19 @@ def _wrap32(x: int) -> int:
     return x - (1 << 32) if x >> 31 else x
 
 
-def _double_round(acc: int, multiplier: int, shift: int) -> int:
-    """gemmlowp's SaturatingRoundingDoublingHighMul, then a ties-toward-+inf shift."""
+def _rounding_divide_by_pot(x: int, exponent: int) -> int:
+    """gemmlowp's RoundingDivideByPOT for int32 ``x``: ties away from zero, in its own
+    remainder-and-threshold form (an arithmetic shift, then one up if the remainder is past
+    half, where a negative ``x``'s half counts as past)."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def _double_round(acc: int, multiplier: int, shift: int, *, ties_away: bool = False) -> int:
+    """gemmlowp's SaturatingRoundingDoublingHighMul, then a ties-toward-+inf shift (or with
+    ``ties_away``, RoundingDivideByPOT)."""
     left_shift, right_shift = max(shift, 0), max(-shift, 0)
     a = _wrap32(acc * (1 << left_shift))
     if a == multiplier == INT32_MIN:
@@ -74,6 +100,8 @@ def _double_round(acc: int, multiplier: int, shift: int) -> int:
         ab = a * multiplier
         nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
         high = _truncating_div(ab + nudge, 1 << 31)
+    if ties_away:
+        return _rounding_divide_by_pot(high, right_shift)
     if right_shift == 0:
         return high
     return (high + (1 << (right_shift - 1))) >> right_shift
@@ -116,7 +144,11 @@ def expected(method: str, cases: Cases) -> np.ndarray:
     elif method == "float64":
         scaled = _float64(acc, cases["scale_significand"], cases["scale_exponent"])
     else:
-        model = _single_round if method == "single_round" else _double_round
+        model = {
+            "single_round": _single_round,
+            "double_round": _double_round,
+            "double_round_away": partial(_double_round, ties_away=True),
+        }[method]
         scaled = np.array(
             [
                 float(model(int(a), int(m), int(s)))
@@ -142,6 +174,20 @@ def expected(method: str, cases: Cases) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
+def run_steps(
+    sim: pyrtl.Simulation, steps: list[dict[str, int]], *, latency: int, out_bits: int = 8
+) -> np.ndarray:
+    """Step ``sim`` through one input dict per case and read the signed ``out`` of each case
+    ``latency`` steps after its inputs (holding the last inputs meanwhile)."""
+    sign = 1 << (out_bits - 1)
+    results = []
+    for step in range(len(steps) + latency):
+        sim.step(steps[min(step, len(steps) - 1)])
+        if step >= latency:
+            results.append((sim.inspect("out") ^ sign) - sign)
+    return np.array(results, dtype=np.int64)
+
+
 class Requantizer:
     """A requantizer whose constants are input ports, unless given as Python integers."""
 
@@ -153,8 +199,10 @@ class Requantizer:
         out_bits: int = 8,
         constants: dict[str, int] | None = None,
         simulator: type = pyrtl.CompiledSimulation,
+        stages: int = 0,
     ) -> None:
         self.method, self.acc_bits, self.out_bits = method, acc_bits, out_bits
+        self.stages = stages
         self.constants = constants or {}
         pyrtl.reset_working_block()
         names = (*SCALE_FIELDS[method], "zero_point", "lo", "hi")
@@ -169,19 +217,21 @@ class Requantizer:
                 self.widths[name] = widths[name]
         acc = pyrtl.Input(acc_bits, "acc")
         out = pyrtl.Output(out_bits, "out")
-        out <<= make_requantize(acc, method=method, out_bits=out_bits, **kwargs)
+        out <<= make_requantize(acc, method=method, out_bits=out_bits, stages=stages, **kwargs)
         self.sim = simulator(tracer=pyrtl.SimulationTrace([out]))
 
-    def run(self, cases: Cases) -> np.ndarray:
+    def run(self, cases: Cases, *, latency: int | None = None) -> np.ndarray:
+        """The result of each case, read ``latency`` steps after its inputs (by default the
+        requantizer's stages)."""
         columns = {
             name: [int(v) & ((1 << w) - 1) for v in cases[name]] for name, w in self.widths.items()
         }
-        sign = 1 << (self.out_bits - 1)
-        results = []
-        for step in range(len(cases["acc"])):
-            self.sim.step({name: column[step] for name, column in columns.items()})
-            results.append((self.sim.inspect("out") ^ sign) - sign)
-        return np.array(results, dtype=np.int64)
+        steps = [
+            dict(zip(columns, values, strict=True))
+            for values in zip(*columns.values(), strict=True)
+        ]
+        latency = self.stages if latency is None else latency
+        return run_steps(self.sim, steps, latency=latency, out_bits=self.out_bits)
 
     def check(self, cases: Cases) -> int:
         cases = {**cases, **{k: np.full(len(cases["acc"]), v) for k, v in self.constants.items()}}
@@ -408,38 +458,47 @@ def float64_ties(rng: np.random.Generator, n: int) -> Cases:
 TIE_MAKERS: dict[str, Callable[[np.random.Generator, int], Cases]] = {
     "single_round": partial(integer_ties, method="single_round"),
     "double_round": partial(integer_ties, method="double_round"),
+    "double_round_away": partial(integer_ties, method="double_round_away"),
     "float32": float32_ties,
     "float64": float64_ties,
 }
 
 
-@pytest.fixture(scope="session")
-def requantizers() -> dict[str, Requantizer]:
-    """One requantizer per method with every constant on an input port (built once)."""
-    return {method: Requantizer(method) for method in REQUANT_METHODS}
+@cache
+def requantizer(method: str, stages: int) -> Requantizer:
+    """One requantizer per method and stage count with every constant on an input port, built
+    at its first use. (Only the tests that share it call this.)"""
+    return Requantizer(method, stages=stages)
 
 
 CASE_MAKERS: dict[str, Callable[..., Cases]] = {
     "single_round": integer_cases,
     "double_round": integer_cases,
+    "double_round_away": integer_cases,
     "float32": partial(float_cases, method="float32"),
     # float64 scales aimed at [2**-40, 2**8), wider than any quantized layer needs.
     "float64": partial(float_cases, method="float64", low_scale=-40),
 }
 
 
-@pytest.mark.parametrize("method", REQUANT_METHODS)
-def test_random_and_edge_cases(requantizers: dict[str, Requantizer], method: str) -> None:
+def _cases(method: str, stages: int, n: int) -> int:
+    """``n`` cases at the least and the most stages, a fifth of them between (the same
+    datapath with fewer registers)."""
+    return n if (method, stages) in METHOD_EXTREMES else n // 5
+
+
+@pytest.mark.parametrize(("method", "stages"), METHOD_STAGES)
+def test_random_and_edge_cases(method: str, stages: int) -> None:
     rng = np.random.default_rng(REQUANT_METHODS.index(method))
-    cases = CASE_MAKERS[method](rng, 20_000)
-    assert requantizers[method].check(cases) == 20_000
+    n = _cases(method, stages, 20_000)
+    assert requantizer(method, stages).check(CASE_MAKERS[method](rng, n)) == n
 
 
-@pytest.mark.parametrize("method", REQUANT_METHODS)
-def test_exact_ties(requantizers: dict[str, Requantizer], method: str) -> None:
+@pytest.mark.parametrize(("method", "stages"), METHOD_STAGES)
+def test_exact_ties(method: str, stages: int) -> None:
     rng = np.random.default_rng(10 + REQUANT_METHODS.index(method))
-    n = 5_000
-    requantizers[method].check(TIE_MAKERS[method](rng, n))
+    n = _cases(method, stages, 5_000)
+    requantizer(method, stages).check(TIE_MAKERS[method](rng, n))
 
 
 def test_ties_are_ties() -> None:
@@ -474,6 +533,51 @@ def test_ties_are_ties() -> None:
         else:
             assert Fraction(rounded) != exact
             assert math.log2(rounded).is_integer()
+
+
+def test_rounding_divide_by_pot_model() -> None:
+    """The RoundingDivideByPOT model rounds to nearest with ties away from zero, checked
+    against exact fractions (and the ties-up model differs exactly on negative ties)."""
+    for x in [*range(-70, 71), INT32_MIN + 1, INT32_MAX, -(2**30) - 2**29, 2**30 + 2**29]:
+        for exponent in range(0, 32):
+            q = Fraction(x, 1 << exponent)
+            magnitude = math.floor(abs(q) + Fraction(1, 2))
+            assert _rounding_divide_by_pot(x, exponent) == (-magnitude if q < 0 else magnitude)
+            ties_up = math.floor(q + Fraction(1, 2))
+            negative_tie = q < 0 and q.denominator == 2
+            assert (ties_up != _rounding_divide_by_pot(x, exponent)) == negative_tie
+
+
+#: Crafted final-shift ties: ``high`` is exactly an odd multiple of ``2**(n-1)`` (the
+#: multiplier 2**30 makes ``high = acc / 2`` exactly for even ``acc``), negative ones too.
+AWAY_TIES = [  # (acc, shift, double_round, double_round_away)
+    (-6, -1, -1, -2),  # -3 / 2 = -1.5
+    (6, -1, 2, 2),  # 1.5: both away from zero
+    (-2, -1, 0, -1),  # -0.5
+    (-10, -2, -1, -1),  # -5 / 4 = -1.25: not a tie
+    (-12, -2, -1, -2),  # -6 / 4 = -1.5
+    (-4, 0, -2, -2),  # no final shift: nothing to round
+    (-(2**31), -31, 0, -1),  # -2**30 / 2**31 = -0.5, the most negative accumulator
+    (-(3 << 20), -21, -1, -1),  # -1.5 * 2**20 / 2**21 = -0.75: not a tie
+]
+
+
+@pytest.mark.parametrize("stages", range(len(requant_stage_points("double_round_away")) + 1))
+def test_double_round_away_negative_ties(stages: int) -> None:
+    """Where the two double roundings differ: negative ties of the final shift."""
+    acc, shift, ties_up, away = (np.array(c) for c in zip(*AWAY_TIES, strict=True))
+    n = len(acc)
+    cases = {"acc": acc, "multiplier": np.full(n, 1 << 30), "shift": shift}
+    cases |= {"zero_point": np.zeros(n, dtype=np.int64), "lo": np.full(n, -128)}
+    cases |= {"hi": np.full(n, 127)}
+    np.testing.assert_array_equal(expected("double_round", cases), ties_up, strict=True)
+    np.testing.assert_array_equal(expected("double_round_away", cases), away, strict=True)
+    np.testing.assert_array_equal(
+        requantizer("double_round_away", stages).run(cases), away, strict=True
+    )
+    np.testing.assert_array_equal(
+        requantizer("double_round", stages).run(cases), ties_up, strict=True
+    )
 
 
 def _quantize_multiplier(scale: float) -> tuple[int, int]:
@@ -547,11 +651,11 @@ def test_notes_vectors_tell_double_from_single_rounding() -> None:
         min_size=1,
         max_size=100,
     ),
-    st.sampled_from(["single_round", "double_round"]),
+    st.sampled_from([(m, k) for m, k in METHOD_STAGES if "multiplier" in SCALE_FIELDS[m]]),
 )
 @settings(max_examples=60, deadline=None)
 def test_integer_methods_hypothesis(
-    requantizers: dict[str, Requantizer], batch: list[tuple[int, ...]], method: str
+    batch: list[tuple[int, ...]], method_stages: tuple[str, int]
 ) -> None:
     acc, multiplier, shift, zero_point, a, b = (
         np.array(c, dtype=np.int64) for c in zip(*batch, strict=True)
@@ -564,7 +668,7 @@ def test_integer_methods_hypothesis(
         "lo": np.minimum(a, b),
         "hi": np.maximum(a, b),
     }
-    requantizers[method].check(cases)
+    requantizer(*method_stages).check(cases)
 
 
 @given(
@@ -578,10 +682,11 @@ def test_integer_methods_hypothesis(
         ),
         min_size=1,
         max_size=100,
-    )
+    ),
+    st.integers(0, len(requant_stage_points("float32"))),
 )
 @settings(max_examples=60, deadline=None)
-def test_float32_hypothesis(requantizers: dict[str, Requantizer], batch: list[tuple]) -> None:
+def test_float32_hypothesis(batch: list[tuple], stages: int) -> None:
     acc, scale, zero_point, a, b = zip(*batch, strict=True)
     significand, exponent = float32_scale_fields(np.array(scale, dtype=np.float32))
     cases = {
@@ -592,7 +697,7 @@ def test_float32_hypothesis(requantizers: dict[str, Requantizer], batch: list[tu
         "lo": np.minimum(a, b),
         "hi": np.maximum(a, b),
     }
-    requantizers["float32"].check(cases)
+    requantizer("float32", stages).check(cases)
 
 
 @given(
@@ -606,10 +711,11 @@ def test_float32_hypothesis(requantizers: dict[str, Requantizer], batch: list[tu
         ),
         min_size=1,
         max_size=100,
-    )
+    ),
+    st.integers(0, len(requant_stage_points("float64"))),
 )
 @settings(max_examples=60, deadline=None)
-def test_float64_hypothesis(requantizers: dict[str, Requantizer], batch: list[tuple]) -> None:
+def test_float64_hypothesis(batch: list[tuple], stages: int) -> None:
     acc, scale, zero_point, a, b = zip(*batch, strict=True)
     significand, exponent = float64_scale_fields(scale)
     cases = {
@@ -620,27 +726,35 @@ def test_float64_hypothesis(requantizers: dict[str, Requantizer], batch: list[tu
         "lo": np.minimum(a, b),
         "hi": np.maximum(a, b),
     }
-    requantizers["float64"].check(cases)
+    requantizer("float64", stages).check(cases)
 
 
-@pytest.mark.parametrize("method", REQUANT_METHODS)
+@pytest.mark.parametrize(("method", "stages"), METHOD_EXTREMES)
 @pytest.mark.parametrize(("acc_bits", "out_bits"), [(1, 8), (20, 8), (32, 2), (24, 16)])
-def test_widths(method: str, acc_bits: int, out_bits: int) -> None:
+def test_widths(method: str, stages: int, acc_bits: int, out_bits: int) -> None:
     rng = np.random.default_rng(acc_bits * 100 + out_bits)
     cases = CASE_MAKERS[method](rng, 3_000, acc_bits=acc_bits, out_bits=out_bits)
-    Requantizer(method, acc_bits=acc_bits, out_bits=out_bits).check(cases)
+    Requantizer(method, acc_bits=acc_bits, out_bits=out_bits, stages=stages).check(cases)
 
 
-def test_narrow_constant_wires() -> None:
+@pytest.mark.parametrize("deepest", [False, True])
+def test_narrow_constant_wires(deepest: bool) -> None:
     """Constant wires narrower than their fields are zero- or sign-extended."""
     rng = np.random.default_rng(9)
-    for method, narrow in (("double_round", {"shift": 4}), ("single_round", {"shift": 4})):
+    for method in ("double_round", "double_round_away", "single_round"):
+        narrow = {"shift": 4}
+        stages = len(requant_stage_points(method)) if deepest else 0
         pyrtl.reset_working_block()
         acc, shift = pyrtl.Input(32, "acc"), pyrtl.Input(narrow["shift"], "shift")
         multiplier, zero_point = pyrtl.Input(20, "multiplier"), pyrtl.Input(3, "zero_point")
         out = pyrtl.Output(8, "out")
         out <<= make_requantize(
-            acc, method=method, multiplier=multiplier, shift=shift, zero_point=zero_point
+            acc,
+            method=method,
+            multiplier=multiplier,
+            shift=shift,
+            zero_point=zero_point,
+            stages=stages,
         )
         sim = pyrtl.FastSimulation(tracer=pyrtl.SimulationTrace([out]))
         n = 2000
@@ -652,20 +766,19 @@ def test_narrow_constant_wires() -> None:
             "lo": np.full(n, -128),
             "hi": np.full(n, 127),
         }
-        result = []
-        for a, m, s, z in zip(
-            *(cases[k] for k in ("acc", "multiplier", "shift", "zero_point")), strict=True
-        ):
-            sim.step(
-                {
-                    "acc": int(a) & 0xFFFFFFFF,
-                    "multiplier": int(m),
-                    "shift": int(s) & 15,
-                    "zero_point": int(z) & 7,
-                }
+        steps = [
+            {
+                "acc": int(a) & 0xFFFFFFFF,
+                "multiplier": int(m),
+                "shift": int(s) & 15,
+                "zero_point": int(z) & 7,
+            }
+            for a, m, s, z in zip(
+                *(cases[k] for k in ("acc", "multiplier", "shift", "zero_point")), strict=True
             )
-            result.append((sim.inspect("out") ^ 128) - 128)
-        np.testing.assert_array_equal(np.array(result), expected(method, cases), strict=True)
+        ]
+        result = run_steps(sim, steps, latency=stages)
+        np.testing.assert_array_equal(result, expected(method, cases), strict=True)
 
 
 CONSTANT_BUILDS = [
@@ -679,6 +792,10 @@ CONSTANT_BUILDS = [
     ("double_round", {"multiplier": INT32_MAX, "shift": -31, "lo": -128, "hi": 0}),
     ("double_round", {"multiplier": 1431655765, "shift": 30}),
     ("double_round", {"multiplier": 0, "shift": 0, "zero_point": 3}),
+    ("double_round_away", {"multiplier": 1 << 30, "shift": -3, "zero_point": 5}),
+    ("double_round_away", {"multiplier": INT32_MAX, "shift": -31, "lo": -128, "hi": 0}),
+    ("double_round_away", {"multiplier": 1431655765, "shift": 30}),
+    ("double_round_away", {"multiplier": 1 << 30, "shift": 0, "zero_point": -3}),
     ("float32", {"scale_significand": 1 << 23, "scale_exponent": -55}),  # 2**-32
     ("float32", {"scale_significand": (1 << 24) - 1, "scale_exponent": -16, "zero_point": -128}),
     ("float32", {"scale_significand": 13421773, "scale_exponent": -30, "lo": -3, "hi": 7}),
@@ -693,31 +810,34 @@ CONSTANT_BUILDS = [
 ]
 
 
+@pytest.mark.parametrize("deepest", [False, True])
 @pytest.mark.parametrize(("method", "constants"), CONSTANT_BUILDS)
-def test_constant_configuration(method: str, constants: dict[str, int]) -> None:
+def test_constant_configuration(method: str, constants: dict[str, int], deepest: bool) -> None:
     """Integer constants fold into the datapath; results must not change."""
     rng = np.random.default_rng(len(constants))
     cases = CASE_MAKERS[method](rng, 2_000)
-    requantizer = Requantizer(method, constants=constants)
+    stages = len(requant_stage_points(method)) if deepest else 0
+    requantizer = Requantizer(method, constants=constants, stages=stages)
     requantizer.check({k: v for k, v in cases.items() if k not in constants})
 
 
 @pytest.mark.parametrize(
     "simulator", [pyrtl.Simulation, pyrtl.FastSimulation, pyrtl.CompiledSimulation]
 )
-@pytest.mark.parametrize("method", REQUANT_METHODS)
-def test_every_simulator(method: str, simulator: type) -> None:
+@pytest.mark.parametrize(("method", "stages"), METHOD_EXTREMES)
+def test_every_simulator(method: str, stages: int, simulator: type) -> None:
     """The products of up to 85 bits and the 64-bit intermediates simulate alike everywhere."""
     rng = np.random.default_rng(7)
     cases, ties = CASE_MAKERS[method](rng, 300), TIE_MAKERS[method](rng, 100)
-    Requantizer(method, simulator=simulator).check(
+    Requantizer(method, simulator=simulator, stages=stages).check(
         {name: np.concatenate([cases[name], ties[name]]) for name in cases}
     )
 
 
-@pytest.mark.parametrize("method", REQUANT_METHODS)
-def test_rom_constants(method: str) -> None:
-    """Per-channel constants packed into a ROM, read by channel, feed one requantizer."""
+@pytest.mark.parametrize(("method", "stages"), METHOD_STAGES)
+def test_rom_constants(method: str, stages: int) -> None:
+    """Per-channel constants packed into a ROM, read by channel, feed one requantizer (a
+    pipelined one samples each channel's constants with its accumulator)."""
     rng = np.random.default_rng(3)
     channels = 6
     per_channel = CASE_MAKERS[method](rng, channels)
@@ -745,7 +865,7 @@ def test_rom_constants(method: str) -> None:
     acc = pyrtl.Input(32, "acc")
     out = pyrtl.Output(8, "out")
     constants = unpack_requant_constants(rom[channel], method=method)
-    out <<= make_requantize(acc, method=method, **constants)
+    out <<= make_requantize(acc, method=method, stages=stages, **constants)
     sim = pyrtl.CompiledSimulation(tracer=pyrtl.SimulationTrace([out]))
 
     n = 3_000
@@ -758,13 +878,11 @@ def test_rom_constants(method: str) -> None:
         "lo": lo[which],
         "hi": np.full(n, 127),
     }
-    result = []
-    for a, c in zip(accs, which, strict=True):
-        sim.step({"acc": int(a) & 0xFFFFFFFF, "channel": int(c)})
-        result.append((sim.inspect("out") ^ 128) - 128)
-    np.testing.assert_array_equal(
-        np.array(result, dtype=np.int64), expected(method, cases), strict=True
-    )
+    steps = [
+        {"acc": int(a) & 0xFFFFFFFF, "channel": int(c)} for a, c in zip(accs, which, strict=True)
+    ]
+    result = run_steps(sim, steps, latency=stages)
+    np.testing.assert_array_equal(result, expected(method, cases), strict=True)
 
 
 SCALE_FIELD_HELPERS = {"float32": float32_scale_fields, "float64": float64_scale_fields}
@@ -817,6 +935,7 @@ def test_scale_fields_rejects(method: str, bad: float) -> None:
 
 def test_word_bits() -> None:
     assert requant_word_bits("single_round") == requant_word_bits("double_round") == 61
+    assert requant_word_bits("double_round_away") == 61
     assert requant_word_bits("float32") == 57
     assert requant_word_bits("float32", out_bits=16) == 81
     assert requant_word_bits("float64") == 89
@@ -861,8 +980,8 @@ FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
     [
         (
             {"method": "fp32"},
-            "method must be one of 'single_round', 'double_round', 'float32', 'float64', "
-            "not 'fp32'",
+            "method must be one of 'single_round', 'double_round', 'double_round_away', "
+            "'float32', 'float64', not 'fp32'",
         ),
         (
             {"method": "float32", **FLOAT, "out_bits": 1},
@@ -935,6 +1054,19 @@ FLOAT = {"scale_significand": 1 << 23, "scale_exponent": -23}
 def test_make_requantize_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         make_requantize(_acc(), **kwargs)
+
+
+@pytest.mark.parametrize(("method", "most"), [("single_round", 4), ("float32", 9)])
+def test_stages_errors(method: str, most: int) -> None:
+    constants = INT if method == "single_round" else FLOAT
+    with pytest.raises(
+        ValueError, match=f"^stages must be an integer from 0 to {most}, not {most + 1}$"
+    ):
+        make_requantize(_acc(), method=method, **constants, stages=most + 1)
+    with pytest.raises(ValueError, match=f"^stages must be an integer from 0 to {most}, not -1$"):
+        make_requantize(_acc(), method=method, **constants, stages=-1)
+    with pytest.raises(TypeError, match=f"^stages must be an integer from 0 to {most}, not True$"):
+        make_requantize(_acc(), method=method, **constants, stages=True)
 
 
 def test_make_requantize_type_errors() -> None:
@@ -1018,19 +1150,72 @@ def _significant_bits(wire: pyrtl.WireVector, producers: dict) -> int:
     [
         ("single_round", (24, 31)),  # the accumulator times the Q31 multiplier
         ("double_round", (32, 31)),  # the int32 shifted accumulator times the multiplier
+        ("double_round_away", (32, 31)),
         ("float32", (24, 24)),  # the rounded 24-bit significand of |acc| times the scale's
         ("float64", (32, 53)),  # |acc| (exact in float64) times the 53-bit significand
     ],
 )
-def test_one_multiplier_at_the_operands_widths(method, operands):
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_one_multiplier_at_the_operands_widths(method, operands, pipelined):
     # No sign extension reaches a multiplier: each multiplies unsigned operands of their
-    # real width, so yosys sizes its DSPs by them, not by the product's width.
+    # real width, so yosys sizes its DSPs by them, not by the product's width (nor does a
+    # pipeline register widen them: every cut before "partial", which splits the multiplier).
+    stages = requant_stage_points(method).index("partial") if pipelined else 0
+    assert _multiplies(method, stages) == [tuple(sorted(operands))]
+
+
+@pytest.mark.parametrize(
+    ("method", "operands"),
+    [("single_round", (24, 31)), ("double_round", (32, 31)), ("float32", (24, 24))],
+)
+def test_partial_cut_splits_into_dsp_pieces(method, operands):
+    """With every cut, each multiplier is one 17x17 piece (an 18x18 signed DSP block)."""
+    pieces = [[min(17, bits - low) for low in range(0, bits, 17)] for bits in operands]
+    expected = sorted(tuple(sorted((a, b))) for a in pieces[0] for b in pieces[1])
+    assert sorted(_multiplies(method, len(requant_stage_points(method)))) == expected
+
+
+def _multiplies(method: str, stages: int) -> list[tuple[int, int]]:
+    """The operand widths of every multiplier of a requantizer of a 24-bit accumulator."""
     pyrtl.reset_working_block()
     constants = {name: pyrtl.Input(bits, name) for name, bits in SCALE_FIELDS[method].items()}
-    make_requantize(pyrtl.Input(24, "acc"), method=method, **constants)
+    make_requantize(pyrtl.Input(24, "acc"), method=method, stages=stages, **constants)
     block = pyrtl.working_block()
     producers = {dest: net for net in block.logic for dest in net.dests}
-    multiplies = [net for net in block.logic if net.op == "*"]
-    assert [
-        tuple(sorted(_significant_bits(arg, producers) for arg in net.args)) for net in multiplies
-    ] == [tuple(sorted(operands))]
+    return [
+        tuple(sorted(_significant_bits(arg, producers) for arg in net.args))
+        for net in block.logic
+        if net.op == "*"
+    ]
+
+
+def test_stage_points() -> None:
+    assert requant_stage_points("single_round") == ("product", "shifted", "partial", "offset")
+    integer = ("product", "shifted", "operand", "high", "partial", "offset")
+    assert requant_stage_points("double_round") == integer
+    assert requant_stage_points("double_round_away") == integer
+    floats = ("product", "significand", "shifted", "rounded", "normalized", "magnitude")
+    assert (
+        requant_stage_points("float32")
+        == requant_stage_points("float64")
+        == (
+            *floats,
+            *("partial", "coarse", "offset"),
+        )
+    )
+    with pytest.raises(ValueError, match=r"^method must be one of .*, not 'fp32'$"):
+        requant_stage_points("fp32")
+
+
+@pytest.mark.parametrize(("method", "stages"), METHOD_STAGES)
+def test_latency_is_stages(method: str, stages: int) -> None:
+    """Inputs applied in step ``t`` give their result in step ``t + stages``, not before."""
+    rng = np.random.default_rng(12)
+    cases = CASE_MAKERS[method](rng, 200)
+    want = expected(method, cases)
+    first, second = 0, int(np.flatnonzero(want != want[0])[0])
+    held = {name: np.repeat(column[[first, second]], stages + 1) for name, column in cases.items()}
+    out = requantizer(method, stages).run(held, latency=0)  # each step's output as it is
+    # The second inputs arrive in step stages + 1.
+    assert out[stages] == out[2 * stages] == want[first]
+    assert out[2 * stages + 1] == want[second]

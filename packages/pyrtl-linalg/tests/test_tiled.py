@@ -346,3 +346,25 @@ def test_two_engines_in_one_design():
         assert sim.tracer.trace[f"done{index}"].index(1) == cycles
         got = unpack_a(sim.inspect_mem(result), m=3, k=2, rows=rows, bits=bits)
         np.testing.assert_array_equal(got, expected, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("jobs", "m", "named"), [(1, 2, set()), (2, 2, {"job"}), (1, 3, {"m_tile"})]
+)
+def test_constant_tags_have_no_wires(jobs, m, named):
+    # A tag that cannot change is a constant 0, not a register and a named wire that a sink
+    # ignoring it would leave unread (Verilator's UNUSEDSIGNAL): one job, one row tile (m <= 2).
+    pyrtl.reset_working_block()
+    a = pyrtl.RomBlock(16, 4, [0], pad_with_zeros=True)
+    b = pyrtl.RomBlock(8, 4, [0], pad_with_zeros=True)
+    engine = make_tiled_matmul(
+        [MatmulJob(m, 2, 2, a, b)] * jobs, pyrtl.Input(1, "start"), rows=2, cols=1
+    )
+    names = set(pyrtl.working_block().wirevector_by_name)
+    for key, suffix in (("job", "job"), ("m_tile", "mt")):
+        wire = getattr(engine, key)
+        assert (f"tmm_out_{key}" in names) == (key in named)
+        assert (f"tmm_drain_{suffix}" in names) == (key in named)
+        assert isinstance(wire, pyrtl.Const) == (key not in named)
+        if key not in named:
+            assert wire.val == 0

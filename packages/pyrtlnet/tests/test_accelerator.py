@@ -167,11 +167,14 @@ def _port_level_run(
         stepped.append(count)
         counted.append(sim.inspect("cycles"))
         out_words, pred_words = [], []
+        # The read ports register their address: each word comes out one cycle later.
         for address, _, _ in design.output_words(np.zeros((len(q), 10), np.int8)):
             sim.step({**idle, "out_addr": address})
+            sim.step(idle)
             out_words.append(sim.inspect("out_data"))
         for address, _, _ in design.prediction_words(np.zeros(len(q), np.int64)):
             sim.step({**idle, "pred_addr": address})
+            sim.step(idle)
             pred_words.append(sim.inspect("pred_data"))
         words.append((out_words, pred_words))
     return stepped, counted, words
@@ -244,24 +247,25 @@ def test_a_wrong_cycle_count_is_a_design_error(
 def _formula(model: Model, architecture: str, array: tuple[int, int] | None, batch: int) -> int:
     """The documented cycle formula, written out independently of pyrtl-linalg's model."""
     shapes = [(layer.in_features, layer.units) for layer in model.layers]
+    stages = 9  # the requantizers' pipeline registers
     if architecture == "per-layer":
-        return sum(1 + k + batch + n for k, n in shapes)
+        return sum(1 + k + batch + n + stages for k, n in shapes)
     rows, cols = array
     total = 1
     for k, n in shapes:
         tiles = -(-batch // rows) * -(-n // cols)
-        total += (tiles - 1) * max(k, rows, cols) + k + rows + cols
+        total += (tiles - 1) * max(k, rows, cols) + k + rows + cols + stages
     return total
 
 
 @pytest.mark.parametrize(
     ("architecture", "array", "batch_size", "expected"),
     [
-        ("shared", (1, 16), 1, 341),
-        ("shared", (1, 1), 1, 2 + 17 * 144 + 144 + 2 + 9 * 18 + 18 + 1),
-        ("shared", (16, 18), 16, 1 + 144 + 34 + 18 + 34),
-        ("per-layer", None, 1, (1 + 144 + 1 + 18) + (1 + 18 + 1 + 10)),
-        ("per-layer", None, 10, (1 + 144 + 10 + 18) + (1 + 18 + 10 + 10)),
+        ("shared", (1, 16), 1, 359),
+        ("shared", (1, 1), 1, 2 + 17 * 144 + 144 + 2 + 9 * 18 + 18 + 1 + 2 * 9),
+        ("shared", (16, 18), 16, 1 + 144 + 34 + 9 + 18 + 34 + 9),
+        ("per-layer", None, 1, (1 + 144 + 1 + 18 + 9) + (1 + 18 + 1 + 10 + 9)),
+        ("per-layer", None, 10, (1 + 144 + 10 + 18 + 9) + (1 + 18 + 10 + 10 + 9)),
     ],
 )
 def test_cycle_formula(
@@ -368,3 +372,29 @@ def test_ties_follow_each_kernel_path(tmp_path) -> None:
         np.testing.assert_array_equal(ours, litert.layers[0], strict=True)
         seen.add(tuple(ours[0].tolist()))
     assert len(seen) == 3  # the paths really differ here
+
+
+@pytest.mark.parametrize("loading", ["stored", "port"])
+def test_inputs_stored_directly_or_loaded_through_the_port(
+    default_model: Model, monkeypatch: pytest.MonkeyPatch, loading: str
+) -> None:
+    """Both ways of loading a batch give LiteRT's outputs; storing the words in the input
+    memory simulates no load cycles (the port is the way on a simulator that cannot)."""
+    from pyrtl_linalg import BatchDriver
+
+    if loading == "port":
+        monkeypatch.setattr(BatchDriver, "writes_memories", property(lambda self: False))
+    stepped: list[int] = []
+    run = BatchDriver.run
+
+    def counting_run(self: BatchDriver, cycles: int, *args: object, **kwargs: object) -> dict:
+        stepped.append(cycles)
+        return run(self, cycles, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BatchDriver, "run", counting_run)
+    accelerator = pyrtlnet.build(default_model, array=(4, 8), batch_size=4)
+    golden = qnn_ref.golden(default_model, start=100, count=10)  # a short last batch
+    _assert_matches_golden(accelerator.run(golden.input), golden)
+    loads = default_model.in_features if loading == "port" else 0  # one word per feature
+    assert stepped == [loads + 1 + accelerator.cycles_per_batch] * 3
+    assert accelerator.simulated_cycles(10) == sum(stepped)

@@ -130,7 +130,7 @@ def test_verilog_axi_writes_the_wrapper(capsys: pytest.CaptureFixture[str], tmp_
     argv = ["verilog", "--axi", "--num-images", "5", "--batch-size", "2", "--output", str(tmp_path)]
     assert main(argv) == 0
     assert "module pyrtlnet_axi" in capsys.readouterr().out
-    design = (tmp_path / "design.v").read_text()
+    design = (tmp_path / "pyrtlnet_axi.v").read_text()  # named after its module
     assert re.search(r"^module pyrtlnet_axi\b", design, re.MULTILINE)
     assert "// AXI4-Lite registers (32 bits):" in design
     ports = re.findall(r"\b(?:input|output)\b[^;]*?\b(\w+)\s*[;,)]", design)

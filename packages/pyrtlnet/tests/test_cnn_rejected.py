@@ -1,4 +1,7 @@
-"""pyrtlnet builds dense models only: a convolutional model is refused in one line."""
+"""A model LiteRT cannot run on a kernel path gets no plan for that path (nothing to match).
+
+The convolutional cases pyrtlnet refuses are in ``test_cnn.py``.
+"""
 
 from pathlib import Path
 
@@ -6,7 +9,7 @@ import numpy as np
 import pytest
 
 from pyrtlnet import make_plan
-from qnn_ref import Conv2DLayer, DenseLayer, read_model
+from qnn_ref import DenseLayer, read_model
 from qnn_ref.testing import write_model
 
 
@@ -14,46 +17,6 @@ def frozen(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     array.flags.writeable = False
     return array
-
-
-def test_make_plan_rejects_a_cnn(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    conv = Conv2DLayer(
-        index=0,
-        input_shape=(4, 4, 1),
-        output_shape=(4, 4, 2),
-        kernel=(3, 3),
-        stride=(1, 1),
-        padding="SAME",
-        activation="RELU",
-        input_scale=1 / 255,
-        input_zero_point=-128,
-        output_scale=0.05,
-        output_zero_point=-128,
-        bias=frozen(np.zeros(2, np.int32)),
-        weight_scales=frozen(np.full(2, 0.01, np.float32)),
-        per_channel=True,
-        weights=frozen(rng.integers(-127, 128, (3, 3, 1, 2)).astype(np.int8)),
-    )
-    fc = DenseLayer(
-        index=1,
-        weights=frozen(rng.integers(-127, 128, (32, 10)).astype(np.int8)),
-        bias=frozen(np.zeros(10, np.int32)),
-        input_scale=0.05,
-        input_zero_point=-128,
-        weight_scales=frozen(np.full(10, 0.01, np.float32)),
-        per_channel=False,
-        output_scale=0.1,
-        output_zero_point=0,
-        relu=False,
-    )
-    model = read_model(write_model(tmp_path / "cnn.tflite", [conv, fc]))
-    for architecture in ("shared", "per-layer"):
-        with pytest.raises(
-            ValueError,
-            match=r"^pyrtlnet runs dense \(FULLY_CONNECTED\) models only; layer 0 is CONV_2D$",
-        ):
-            make_plan(model, architecture=architecture)
 
 
 def test_make_plan_refuses_a_path_litert_cannot_run(tmp_path: Path) -> None:

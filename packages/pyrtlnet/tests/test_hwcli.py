@@ -39,7 +39,7 @@ def test_verilog_writes_design_and_testbench(cli, tmp_path: Path) -> None:
     )
     assert status == 0
     assert "test images 0-4 in 3 batches" in out
-    design = (tmp_path / "design.v").read_text()
+    design = (tmp_path / "pyrtlnet.v").read_text()  # named after its module
     assert design.startswith("// pyrtlnet design for default.tflite (144-18-10): one 2x4 array")
     assert re.search(r"^module pyrtlnet\b", design, re.MULTILINE)
     for port in ("clk", "rst", "in_addr", "in_data", "in_we", "start", "done"):  # the handshake
@@ -99,19 +99,19 @@ def test_usage_errors(cli, argv: list[str], status: int, message: str) -> None:
 
 @pytest.mark.parametrize("command", ["infer", "verilog", "verilate", "synth"])
 def test_a_model_the_hardware_does_not_run_is_one_line(cli, tmp_path: Path, command: str) -> None:
-    """The shipped CNN reads fine, but pyrtlnet builds dense layers only: exit 2, no traceback.
+    """The shipped CNN runs on the shared array only: per-layer is exit 2, one line, no traceback.
 
-    2, not 1: nothing failed, the command line asked for a model this hardware does not have;
-    the fix is another ``--model``.
+    2, not 1: nothing failed, the command line asked for a design this hardware does not have;
+    the fix is another ``--architecture``.
     """
-    argv = [command, "--model", "cnn"]
+    argv = [command, "--model", "cnn", "--architecture", "per-layer"]
     if command == "verilog":
         argv += ["--output", str(tmp_path / "v")]
     got, out, err = cli(argv)
     assert (got, out) == (2, "")
     assert err == (
-        f"pyrtlnet {command}: error: pyrtlnet runs dense (FULLY_CONNECTED) models only; "
-        "layer 0 is CONV_2D\n"
+        f"pyrtlnet {command}: error: the per-layer architecture is not offered for "
+        "convolutional models (layer 0 is CONV_2D); use the shared architecture\n"
     )
     assert not (tmp_path / "v").exists()
 

@@ -19,15 +19,32 @@ def test_run_parallel_matches_golden_in_order(default_model: Model) -> None:
     plan = pyrtlnet.make_plan(
         default_model, architecture="per-layer", batch_size=4, rounding="reference"
     )
-    result = pyrtlnet.run_parallel(plan, golden.input, jobs=2)
+    events: list[tuple[str, int]] = []
+    result = pyrtlnet.run_parallel(
+        plan,
+        golden.input,
+        jobs=2,
+        progress=lambda done: events.append(("done", done)),
+        building=lambda ready: events.append(("ready", ready)),
+    )
+    # The build phase is reported from its start (no worker ready, no image done) to its end
+    # (both ready), never backwards; images are reported as chunks finish, up to all of them.
+    ready = [n for kind, n in events if kind == "ready"]
+    done = [n for kind, n in events if kind == "done"]
+    assert events[0] == ("ready", 0)
+    assert ready[-1] == 2
+    assert ready == sorted(ready)
+    assert done == sorted(done)
+    assert done[-1] == 203
     np.testing.assert_array_equal(result.outputs.input, golden.input, strict=True)
     for ours, theirs in zip(result.outputs.layers, golden.layers, strict=True):
         np.testing.assert_array_equal(ours, theirs, strict=True)
     np.testing.assert_array_equal(result.predictions, golden.predictions, strict=True)
     assert result.workers == 2
     assert result.batches == 51
-    # Measured by the workers' cycle counters; per-layer: sum over layers of 1 + k + B + n.
-    assert result.cycles == 51 * ((1 + 144 + 4 + 18) + (1 + 18 + 4 + 10))
+    # Measured by the workers' cycle counters; per-layer: sum over layers of 1 + k + B + n + 9
+    # (the requantizers' nine pipeline stages).
+    assert result.cycles == 51 * ((1 + 144 + 4 + 18 + 9) + (1 + 18 + 4 + 10 + 9))
     assert result.build_seconds > 0
 
 

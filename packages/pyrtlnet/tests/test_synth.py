@@ -46,8 +46,8 @@ def test_flows_report_real_cell_counts(
     report: tuple[SynthReport, Path, list[SynthProgress]],
 ) -> None:
     synth, workdir, _ = report
-    small_design = workdir / "design.v"
-    assert "module pyrtlnet(" in small_design.read_text()
+    small_design = workdir / "pyrtlnet.v"  # named after its module
+    assert "module pyrtlnet (" in small_design.read_text()
     assert set(synth.flows) == {"synth", "synth_xilinx", "synth_ice40"}
     for flow in synth.flows.values():
         assert flow.cells == sum(flow.cell_types.values()) > 0
@@ -150,7 +150,7 @@ def test_bad_requests(tmp_path: Path) -> None:
         ValueError,
         match=r"^unknown yosys flow 'synth_ecp5'; choose from synth, synth_xilinx, synth_ice40$",
     ):
-        run_yosys(tmp_path / "design.v", flows=["synth_ecp5"])
+        run_yosys(tmp_path / "pyrtlnet.v", flows=["synth_ecp5"])
 
 
 @pytest.mark.tool("yosys")

@@ -1,5 +1,6 @@
 """Verilog export and testbench generation, on a small hand-built design (run in Icarus once)."""
 
+import io
 import re
 import subprocess
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pyrtl
 import pytest
 
+import qnn_ref
 from pyrtlnet import (
     BatchStimulus,
     ReadPort,
@@ -64,26 +66,38 @@ def _batches(count: int = 2) -> list[BatchStimulus]:
 
 
 def test_export_keeps_port_names_and_header(tmp_path: Path) -> None:
-    path = tmp_path / "design.v"
+    path = tmp_path / "echo.v"
     export_verilog(_echo_design(), path, module_name="echo", header="line one\nline two")
     text = path.read_text()
     assert text.startswith("// line one\n// line two\n")
-    ports = re.search(r"module echo\(([^)]*)\);", text)
+    ports = re.search(r"module echo \(\n(.*?)\n\);", text, re.DOTALL)
     assert ports is not None
-    assert ports[1].split(", ") == [
-        "clk",
-        "rst",
-        "in_addr",
-        "in_data",
-        "in_we",
-        "out_addr",
-        "pred_addr",
-        "start",
-        "done",
-        "out_data",
-        "pred_data",
+    # ANSI style, one port a line; a plain block keeps PyRTL's order (inputs, then outputs).
+    assert ports[1].split(",\n") == [
+        "    input clk",
+        "    input rst",
+        "    input [1:0] in_addr",
+        "    input [11:0] in_data",
+        "    input in_we",
+        "    input [1:0] out_addr",
+        "    input pred_addr",
+        "    input start",
+        "    output done",
+        "    output [11:0] out_data",
+        "    output [2:0] pred_data",
     ]
-    assert "input[11:0] in_data;" in text
+    assert "Generated automatically via PyRTL" not in text
+
+
+def test_export_of_a_design_keeps_its_documented_port_order(default_model) -> None:
+    design = build_design(make_plan(default_model))
+    buffer = io.StringIO()
+    export_verilog(design, buffer)
+    header = re.search(r"module pyrtlnet \(\n(.*?)\n\);", buffer.getvalue(), re.DOTALL)
+    assert header is not None
+    names = [line.split()[-1] for line in header[1].split(",\n")]
+    assert names == ["clk", "rst", *design.ports]
+    assert names[2:6] == ["start", "in_we", "in_addr", "in_data"]
 
 
 def test_testbench_files_hold_packed_words(tmp_path: Path) -> None:
@@ -209,12 +223,16 @@ def test_internal_memories_are_checked(tmp_path: Path, wrong: int | None) -> Non
         {"rounding": "builtin"},
         {"rounding": "reference"},
         {"batch_size": 4, "array": (4, 8)},
+        {"model": "cnn", "batch_size": 2, "array": (2, 4)},
+        {"model": "cnn", "rounding": "reference", "array": (1, 4)},
     ],
 )
 def test_exported_design_is_lint_clean(default_model, tmp_path: Path, options: dict) -> None:
     """``verilator --lint-only -Wall`` finds nothing in the shared design, saved under its
     module's name (DECLFILENAME); PyRTL's temporaries are waived and only they (see
     ``_quiet_temporaries``), so a named signal left unused would still fail this test."""
+    if options.pop("model", None) == "cnn":
+        default_model = qnn_ref.read_model(qnn_ref.shipped_model_path("cnn"))
     path = tmp_path / "pyrtlnet.v"
     export_verilog(build_design(make_plan(default_model, **options)), path)
     text = path.read_text()
@@ -227,3 +245,31 @@ def test_exported_design_is_lint_clean(default_model, tmp_path: Path, options: d
         check=False,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+@pytest.mark.tool("verilator")
+def test_written_designs_are_named_after_their_modules(default_model, tmp_path: Path) -> None:
+    """The files ``pyrtlnet verilog`` writes (plain and ``--axi``) as they are written: each is
+    named after its module, so ``-Wall`` finds nothing (the plain design) and no DECLFILENAME
+    (the AXI wrapper, whose other style warnings are not this test's business)."""
+    import qnn_ref
+    from pyrtlnet import build_axi, write_axi_testbench, write_inference_testbench
+
+    golden = qnn_ref.golden(default_model, start=0, count=2)
+    plan = make_plan(default_model, array=(2, 4), batch_size=2)
+    plain = write_inference_testbench(tmp_path / "plain", build_design(plan), golden).design
+    axi = write_axi_testbench(tmp_path / "axi", build_axi(plan), golden).design
+    assert (plain.name, axi.name) == ("pyrtlnet.v", "pyrtlnet_axi.v")
+    for path, options in ((plain, []), (axi, ["-Wno-fatal"])):
+        result = subprocess.run(
+            ["verilator", "--lint-only", "-Wall", *options, path.name],
+            cwd=path.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if options:
+            assert result.returncode == 0, result.stderr
+            assert "DECLFILENAME" not in result.stderr
+        else:
+            assert (result.returncode, result.stdout, result.stderr) == (0, "", "")

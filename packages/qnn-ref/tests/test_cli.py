@@ -125,7 +125,8 @@ def test_compare_mismatch(capsys):
     assert re.search(r"^result: MISMATCH \(\d+ values differ\)$", out, re.MULTILINE)
 
 
-def test_info(capsys):
+def test_info(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: one line per layer
     status, out, err = run(capsys, "info")
     assert (status, err) == (0, "")
     model = qnn_ref.read_model(qnn_ref.default_model_path())
@@ -543,8 +544,9 @@ def test_compare_float_io_per_channel(capsys, per_channel_float_io, rounding):
     assert out.endswith("result: identical in every layer\n")
 
 
-def test_info_cnn_by_name(capsys):
+def test_info_cnn_by_name(capsys, monkeypatch):
     """``--model cnn`` is the shipped CNN; every layer kind is described with its geometry."""
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: one line per layer
     status, out, err = run(capsys, "info", "--model", "cnn")
     assert (status, err) == (0, "")
     model = qnn_ref.read_model(qnn_ref.shipped_model_path("cnn"))
@@ -569,6 +571,29 @@ def test_info_cnn_by_name(capsys):
         out,
         re.MULTILINE,
     )
+
+
+def test_info_cnn_fits_80_columns(capsys, monkeypatch):
+    """At 80 columns the CNN's tables (165 characters wide unwrapped) wrap their text cells:
+    no table line is longer, every cell's words are still there, in order, beside its layer."""
+    monkeypatch.setenv("COLUMNS", "80")
+    status, out, _ = run(capsys, "info", "--model", "cnn")
+    assert status == 0
+    tables = out[out.index("\nlayer ") + 1 : out.index("\ntraining facts")]
+    assert max(len(line) for line in tables.splitlines()) <= 80
+    model = qnn_ref.read_model(qnn_ref.shipped_model_path("cnn"))
+    layer_table = tables.split("\n\n")[0]
+    ruler = layer_table.splitlines()[1]
+    operation = [m.span() for m in re.finditer(r"-+", ruler)][1]  # the second column
+    rows = re.split(r"^(?=layer\d )", layer_table, flags=re.MULTILINE)[1:]
+    assert len(rows) == len(model.layers)
+    for layer, row in zip(model.layers, rows, strict=True):
+        lines = row.splitlines()
+        assert lines[0].startswith(f"layer{layer.index}  ")
+        assert len(lines) > 1  # every CNN layer's description is wider than its column at 80
+        # the operation column, line by line, reads as the layer's description
+        words = [line[slice(*operation)].strip() for line in lines]
+        assert " ".join(w for w in words if w) == layer.describe()
 
 
 def test_info_says_softmax_left_out_once(capsys, tmp_path):
@@ -596,7 +621,8 @@ def test_info_marks_int32_overflow(capsys, tmp_path):
     assert re.search(r"^layer1 +builtin .* none$", out, re.MULTILINE)
 
 
-def test_info_per_channel(capsys, per_channel_float_io):
+def test_info_per_channel(capsys, monkeypatch, per_channel_float_io):
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: one line per layer
     status, out, _ = run(capsys, "info", str(per_channel_float_io))
     assert status == 0
     assert "input 12x12, float32 in, float32 out\n" in out.split("\n")[0] + "\n"
@@ -886,3 +912,30 @@ def test_terminal_width_follows_columns(monkeypatch):
     assert terminal.width(io.StringIO()) == 123
     monkeypatch.delenv("COLUMNS")
     assert terminal.width(io.StringIO()) == terminal.DEFAULT_WIDTH
+
+
+def test_a_streaming_backend_can_say_what_takes_the_time(default_model: qnn_ref.Model) -> None:
+    """``progress(done, note)`` shows the note beside the bar (a simulation building before any
+    image is done); ``""`` clears it; a stale ``done`` never moves the bar back."""
+    model = default_model
+    x = np.zeros((4, model.in_features), np.float32)
+    seen: list[str] = []
+    stream = io.StringIO()
+
+    class Building:
+        def run_all(self, model, x, *, rounding, progress):
+            progress(0, "building simulators: 0 of 2 workers ready")
+            seen.append(stream.getvalue())
+            progress(3)
+            progress(0, "")
+            assert bar.n == 3
+            progress(4)
+            return qnn_ref.run_numpy(model, x, rounding=rounding)
+
+    bar = clitools.tqdm(total=len(x), file=stream, disable=False, mininterval=0)
+    with bar:
+        cliinfer.run_backend(Building(), model, x, rounding="xnnpack", bar=bar)
+        assert bar.n == 4
+        assert bar.postfix == ""
+    assert "0/4" in seen[0]
+    assert "building simulators: 0 of 2 workers ready" in seen[0]

@@ -6,6 +6,7 @@ interpreter on each path and through the NumPy reference, and every int8 value o
 must agree.
 """
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -35,7 +36,7 @@ from qnn_ref import (
     run_numpy,
 )
 from qnn_ref._layers import output_size
-from qnn_ref.testing import require_module, write_model
+from qnn_ref.testing import require_module, train_in_child, write_model
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -336,13 +337,22 @@ def test_average_pool_rounds_raw_sum(tmp_path: Path) -> None:
     assert (wrong != expected[:, :5, :5]).mean() > 0.05
 
 
-@pytest.mark.parametrize("kind", ["conv", "max"])
+@pytest.mark.parametrize("kind", ["conv", "max", "dense"])
 def test_relu6_bound_tie(kind: str, tmp_path: Path) -> None:
     """With ``s_out = 12``, ``6 / s = 0.5``: XNNPACK's RELU6 bound rounds it to even (0),
     TFLite's builtin and reference kernels away from zero (1)."""
     rng = np.random.default_rng(4)
     if kind == "conv":
         layer = conv(rng, (6, 6, 2), 3, activation="RELU6", q_in=(0.5, 0), q_out=(12.0, 0))
+    elif kind == "dense":
+        layer = dataclasses.replace(
+            dense(rng, 72, 5, (0.5, 0), 0),
+            weight_scales=frozen(np.full(5, 2.0, np.float32)),
+            output_scale=12.0,
+            output_zero_point=0,
+            relu=True,
+            relu6=True,
+        )
     else:
         layer = pool(MaxPool2DLayer, (6, 6, 2), (12.0, 0), activation="RELU6")
     model = read_model(write_model(tmp_path / "m.tflite", [layer]))
@@ -614,10 +624,13 @@ def test_train_cnn_arguments(arguments: dict, message: str, tmp_path: Path) -> N
 
 
 def test_train_a_tiny_cnn(tmp_path: Path, test_inputs: Callable) -> None:
-    """One float and one QAT epoch of an 8x8 CNN: a readable conv chain, bit-exact."""
+    """One float and one QAT epoch of an 8x8 CNN: a readable conv chain, bit-exact.
+
+    Trained in a child process (:func:`qnn_ref.testing.train_in_child`): TensorFlow has
+    crashed inside a test process that had loaded many PyRTL simulation libraries."""
     require_module("tensorflow_model_optimization", "training needs the train extra")
     path = tmp_path / "tiny-cnn.tflite"
-    facts = qnn_ref.train(
+    facts = train_in_child(
         path,
         architecture="cnn",
         conv_channels=(3, 4),

@@ -426,9 +426,9 @@ def branch(fb: schema.ModelT) -> None:
             "full-integer int8 quantization",
         ),
         (
-            set_activation(schema.ActivationFunctionType.RELU6),
-            "layer 1 (FULLY_CONNECTED, op 2) has fused activation RELU6; only NONE and RELU "
-            "are supported: use ReLU or no activation",
+            set_activation(schema.ActivationFunctionType.TANH),
+            "layer 1 (FULLY_CONNECTED, op 2) has fused activation TANH; only NONE, RELU and "
+            "RELU6 are supported",
         ),
         (
             set_weight_zero_point,
@@ -454,7 +454,7 @@ def branch(fb: schema.ModelT) -> None:
         "float-weights",
         "int16",
         "int64-bias",
-        "relu6",
+        "tanh",
         "zero-point",
         "branch",
         "requantize",

@@ -102,6 +102,29 @@ def test_table_aligns_numbers_right():
     assert text == "name    n\n----  ---\na       1\nbbb   100"
 
 
+def test_table_wraps_text_columns_to_the_width():
+    rows = [["conv", "one two three", "0.5..0.25 per channel", 12345], ["fc", "x", "1", 7]]
+    headers = ["layer", "op", "scale", "n"]
+    wide = terminal.table(headers, rows)
+    assert max(len(line) for line in wide.splitlines()) == 50
+    assert terminal.table(headers, rows, width=50) == wide  # fits: unchanged
+    # The widest text column narrows first; a range may break after its "..", a word never;
+    # the number column keeps its width; no line is longer than asked.
+    assert terminal.table(headers, rows, width=30) == (
+        "layer  op       scale        n\n"
+        "-----  -------  -------  -----\n"
+        "conv   one two  0.5..    12345\n"
+        "       three    0.25\n"
+        "                per\n"
+        "                channel\n"
+        "fc     x        1            7"
+    )
+    # Narrower than the longest words allow: as narrow as they allow (28 here).
+    narrowest = terminal.table(headers, rows, width=28)
+    assert max(len(line) for line in narrowest.splitlines()) == 28
+    assert terminal.table(headers, rows, width=10) == narrowest
+
+
 def test_table_rejects_ragged_rows():
     with pytest.raises(
         ValueError, match=r"^table row has 1 cells, not 2 like the header: \['a'\]$"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import qnn_ref
-from qnn_ref.testing import require_module
+from qnn_ref.testing import require_module, train_in_child
 
 
 def needs_training() -> None:
@@ -25,7 +25,7 @@ TINY = {"hidden": (8,), "input_size": (8, 8), "epochs": 1, "qat_epochs": 1, "bat
 def tiny(tmp_path_factory) -> tuple[Path, qnn_ref.TrainingFacts]:
     needs_training()
     path = tmp_path_factory.mktemp("train") / "tiny.tflite"
-    return path, qnn_ref.train(path, seed=3, **TINY)
+    return path, train_in_child(path, seed=3, **TINY)
 
 
 def test_tiny_model_is_a_readable_int8_network(tiny):
@@ -55,7 +55,7 @@ def test_tiny_facts_are_saved_beside_the_model(tiny):
 
 def test_training_is_reproducible(tiny, tmp_path):
     path, _ = tiny
-    again = qnn_ref.train(tmp_path / "again.tflite", seed=3, **TINY)
+    again = train_in_child(tmp_path / "again.tflite", seed=3, **TINY)
     assert again.model_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -118,7 +118,7 @@ def test_no_qat_epochs_and_no_hidden_layer(tmp_path):
     # qat_epochs=0 converts the float model with post-training quantization (per-channel
     # weight scales); hidden=() gives a single FULLY_CONNECTED layer.
     tiny = {**TINY, "hidden": (), "qat_epochs": 0}
-    facts = qnn_ref.train(tmp_path / "ptq.tflite", **tiny)
+    facts = train_in_child(tmp_path / "ptq.tflite", **tiny)
     model = qnn_ref.read_model(tmp_path / "ptq.tflite")
     assert [(layer.in_features, layer.units, layer.relu) for layer in model.layers] == [
         (64, 10, False)

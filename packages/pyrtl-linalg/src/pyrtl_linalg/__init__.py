@@ -2,23 +2,27 @@
 
 from ._argmax import make_argmax
 from ._compiled import BatchDriver
-from ._cycles import TileSlot, tile_period, tile_schedule, tiled_matmul_cycles
+from ._cycles import TileSlot, tile_period, tile_schedule, tiled_matmul_cycles, window_rows
 from ._elementwise import make_add, make_clamp, make_relu, make_saturate
 from ._matrix import WireMatrix2D, to_signed
+from ._reduce import REDUCE_OPS, WindowReduce, make_window_reduce, window_reduce_cycles
 from ._requant import (
     REQUANT_METHODS,
     float32_scale_fields,
     float64_scale_fields,
     make_requantize,
     pack_requant_constants,
+    requant_stage_points,
     requant_word_bits,
     unpack_requant_constants,
 )
 from ._simulate import SIMULATORS, MatmulDesign, build_matmul, make_simulation, simulate_matmul
 from ._systolic import accumulator_bits, column_skews, make_systolic_array
 from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
+from ._window import Window, WindowMode
 
 __all__ = [
+    "REDUCE_OPS",
     "REQUANT_METHODS",
     "SIMULATORS",
     "BatchDriver",
@@ -26,6 +30,9 @@ __all__ = [
     "MatmulJob",
     "TileSlot",
     "TiledMatmul",
+    "Window",
+    "WindowMode",
+    "WindowReduce",
     "WireMatrix2D",
     "accumulator_bits",
     "build_matmul",
@@ -41,9 +48,11 @@ __all__ = [
     "make_simulation",
     "make_systolic_array",
     "make_tiled_matmul",
+    "make_window_reduce",
     "pack_a",
     "pack_b",
     "pack_requant_constants",
+    "requant_stage_points",
     "requant_word_bits",
     "simulate_matmul",
     "tile_period",
@@ -52,4 +61,6 @@ __all__ = [
     "to_signed",
     "unpack_a",
     "unpack_requant_constants",
+    "window_reduce_cycles",
+    "window_rows",
 ]

@@ -8,6 +8,11 @@ cycle that Python work costs several times the C evaluation. :class:`BatchDriver
 same step-major ``uint64`` input buffer with NumPy and calls the same C function
 (``sim_run_all``) once, then hands back any Output of every cycle as a NumPy array.
 
+Operands known before a run need not cost simulated cycles at all:
+:meth:`BatchDriver.write_memory` stores words straight into a simulated memory (in the compiled
+kernel, through the same C function its write ports call), where feeding them through a write
+port costs one evaluation of the whole design per word.
+
 This relies on private attributes of :class:`pyrtl.CompiledSimulation` (the input and output
 buffer layouts and the loaded library), so it is only used on the PyRTL releases listed in
 :data:`TESTED_PYRTL_VERSIONS`; with any other release, or another simulator, the driver steps
@@ -16,9 +21,14 @@ the simulation through its public API instead: same results, same contract, slow
 
 from __future__ import annotations
 
+import atexit
 import ctypes
+import functools
 import importlib.metadata
-from collections.abc import Iterable, Mapping
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +50,7 @@ _INTERNALS = (
     "_inputs_array_length",
     "_outputs_metadata",
     "_outputs_array_length",
+    "var_names",
 )
 
 
@@ -53,8 +64,13 @@ def _pyrtl_version() -> str | None:
 _ALL_ONES = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 
 
-def _limbs_of(name: str, values: Any, bitwidth: int) -> np.ndarray:
+def _limbs_of(
+    what: str, values: Any, bitwidth: int, at: Callable[[int], str] = "in cycle {}".format
+) -> np.ndarray:
     """``values`` of a ``bitwidth``-bit wire as ``uint64 [n, limbs]``, least significant first.
+
+    ``what`` names the wire in error messages (``"input a"``), ``at(i)`` the place of value
+    ``i`` (``"in cycle 3"``).
 
     Accepts what :meth:`BatchDriver.run` documents; negative values become two's complement in
     ``bitwidth`` bits, and anything outside ``[-2**(bitwidth-1), 2**bitwidth)`` is refused, as
@@ -64,51 +80,55 @@ def _limbs_of(name: str, values: Any, bitwidth: int) -> np.ndarray:
     array = np.asarray(values)
     kind = array.dtype.kind
     if array.ndim == 2 and kind == "u":
-        return _from_words(name, array, bitwidth, limbs)
+        return _from_words(what, array, bitwidth, limbs)
     if array.ndim == 1 and kind == "O":
-        return _from_ints(name, array, bitwidth, limbs)
+        return _from_ints(what, array, bitwidth, limbs, at)
     if array.ndim == 1 and kind in "iub":
-        return _from_numbers(name, array, bitwidth, limbs)
+        return _from_numbers(what, array, bitwidth, limbs, at)
     raise ValueError(
-        f"input {name} needs a 1-D array of integers or a 2-D array of unsigned words, "
+        f"{what} needs a 1-D array of integers or a 2-D array of unsigned words, "
         f"not {array.dtype} of shape {list(array.shape)}"
     )
 
 
-def _from_words(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
+def _from_words(what: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
     """Rows of little-endian unsigned words: reinterpreted as bytes, then as 64-bit limbs."""
     raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).view(np.uint8)
     raw = raw.reshape(len(array), -1)
     if raw.shape[1] > limbs * 8:
         if raw[:, limbs * 8 :].any():
-            raise ValueError(f"input {name} is given values wider than its {bitwidth} bits")
+            raise ValueError(f"{what} is given values wider than its {bitwidth} bits")
         raw = raw[:, : limbs * 8]
     padded = np.zeros((len(array), limbs * 8), np.uint8)
     padded[:, : raw.shape[1]] = raw
     result = padded.view("<u8").astype(np.uint64, copy=False)
     top = bitwidth - 64 * (limbs - 1)
     if top < 64 and len(result) and (result[:, -1] >> np.uint64(top)).any():
-        raise ValueError(f"input {name} is given values wider than its {bitwidth} bits")
+        raise ValueError(f"{what} is given values wider than its {bitwidth} bits")
     return result
 
 
-def _from_ints(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
+def _from_ints(
+    what: str, array: np.ndarray, bitwidth: int, limbs: int, at: Callable[[int], str]
+) -> np.ndarray:
     """Python integers, one per cycle (the only form for values that need Python's ints)."""
     low, high = -(1 << (bitwidth - 1)), 1 << bitwidth
     result = np.zeros((len(array), limbs), np.uint64)
     for cycle, value in enumerate(array):
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
-            raise ValueError(f"input {name} is given {value!r}, not an integer")
+            raise ValueError(f"{what} is given {value!r}, not an integer")
         value = int(value)
         if not low <= value < high:
-            raise ValueError(_range_message(name, bitwidth, value, cycle))
+            raise ValueError(_range_message(what, bitwidth, value, at(cycle)))
         value &= high - 1
         for limb in range(limbs):
             result[cycle, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
     return result
 
 
-def _from_numbers(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np.ndarray:
+def _from_numbers(
+    what: str, array: np.ndarray, bitwidth: int, limbs: int, at: Callable[[int], str]
+) -> np.ndarray:
     """A NumPy integer (or bool) array, one value per cycle."""
     if not len(array):
         return np.zeros((0, limbs), np.uint64)
@@ -119,7 +139,7 @@ def _from_numbers(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np
         smallest, largest = int(array.min()), int(array.max())
     if smallest < low or largest >= high:
         cycle, value = next((c, v) for c, v in enumerate(array.tolist()) if not low <= v < high)
-        raise ValueError(_range_message(name, bitwidth, int(value), cycle))
+        raise ValueError(_range_message(what, bitwidth, int(value), at(cycle)))
     result = np.empty((len(array), limbs), np.uint64)
     result[:, 0] = array  # in range, so exact; negative values wrap to 64-bit two's complement
     if limbs > 1:
@@ -131,11 +151,58 @@ def _from_numbers(name: str, array: np.ndarray, bitwidth: int, limbs: int) -> np
     return result
 
 
-def _range_message(name: str, bitwidth: int, value: int, cycle: int) -> str:
+def _range_message(what: str, bitwidth: int, value: int, place: str) -> str:
     return (
-        f"input {name} is {bitwidth} bits wide, but is given {value} in cycle {cycle} "
+        f"{what} is {bitwidth} bits wide, but is given {value} {place} "
         f"(allowed: {-(1 << (bitwidth - 1))} to {(1 << bitwidth) - 1})"
     )
+
+
+#: C that calls the generated C's memory functions over many addresses, so that a NumPy buffer
+#: of words goes in or out of a simulated memory with one call from Python, where a call per
+#: word (``inspect_mem``, or ``insert`` through ctypes) costs about a microsecond each.
+_MEMORY_HELPERS = r"""
+#include <stdint.h>
+typedef void (*insert_t)(void *memory, uint64_t address, uint64_t value[]);
+typedef uint64_t *(*lookup_t)(void *memory, uint64_t address);
+
+void store_words(insert_t insert, void *memory, uint64_t start, uint64_t count,
+                 uint64_t limbs, uint64_t words[]) {
+    for (uint64_t i = 0; i < count; i++)
+        insert(memory, start + i, words + i * limbs);
+}
+
+void load_words(lookup_t lookup, void *memory, uint64_t count, uint64_t limbs,
+                uint64_t words[]) {
+    for (uint64_t i = 0; i < count; i++) {
+        const uint64_t *value = lookup(memory, i);
+        for (uint64_t j = 0; j < limbs; j++)
+            words[i * limbs + j] = value[j];
+    }
+}
+"""
+
+
+@functools.cache
+def _memory_helpers() -> ctypes.CDLL:
+    """:data:`_MEMORY_HELPERS` compiled (once per process, in a directory removed at exit)."""
+    directory = tempfile.TemporaryDirectory(prefix="pyrtl-linalg-")
+    atexit.register(directory.cleanup)
+    source, library = Path(directory.name, "memory.c"), Path(directory.name, "memory.so")
+    source.write_text(_MEMORY_HELPERS)
+    subprocess.run(
+        ["gcc", "-O2", "-std=c99", "-shared", "-fPIC", str(source), "-o", str(library)],
+        check=True,
+        capture_output=True,
+    )
+    helpers = ctypes.CDLL(str(library))
+    word = ctypes.c_uint64
+    pointer = ctypes.c_void_p
+    helpers.store_words.argtypes = [pointer, pointer, word, word, word, pointer]
+    helpers.store_words.restype = None
+    helpers.load_words.argtypes = [pointer, pointer, word, word, pointer]
+    helpers.load_words.restype = None
+    return helpers
 
 
 def _to_ints(limbs: np.ndarray) -> list[int]:
@@ -183,11 +250,29 @@ class BatchDriver:
             self._kernel = sim._dll["sim_run_all"]
             self._kernel.argtypes = [ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p]
             self._kernel.restype = None
+            # The memory functions of the generated C, called from _memory_helpers():
+            # insert(memory, address, value[]) is what a write port calls when enabled,
+            # lookup(memory, address) what a read port calls.
+            self._insert = ctypes.cast(sim._dll["insert"], ctypes.c_void_p).value
+            self._lookup = ctypes.cast(sim._dll["lookup"], ctypes.c_void_p).value
+        self._memories = {
+            net.op_param[1]
+            for net in block.logic_subset("m@")
+            if not isinstance(net.op_param[1], pyrtl.RomBlock)
+        }
 
     @property
     def sim(self) -> Sim:
         """The simulation being driven."""
         return self._sim
+
+    @property
+    def writes_memories(self) -> bool:
+        """``True`` when :meth:`write_memory` can write this simulation's memories: on the
+        direct path, and on :class:`pyrtl.Simulation` and :class:`pyrtl.FastSimulation`
+        (whose ``inspect_mem`` is the memory itself); not on a CompiledSimulation of another
+        PyRTL release."""
+        return self.direct or not isinstance(self._sim, pyrtl.CompiledSimulation)
 
     def run(
         self,
@@ -230,7 +315,7 @@ class BatchDriver:
         for name, values in (inputs or {}).items():
             if name not in self._inputs:
                 raise ValueError(f"the design has no Input named {name!r}")
-            limbs = _limbs_of(name, values, self._inputs[name].bitwidth)
+            limbs = _limbs_of(f"input {name}", values, self._inputs[name].bitwidth)
             if len(limbs) > cycles:
                 raise ValueError(
                     f"input {name} is given {len(limbs)} values for a run of {cycles} cycles"
@@ -290,6 +375,49 @@ class BatchDriver:
                         seen[name][cycle, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
         return {name: v[:, 0] if widths[name] == 1 else v for name, v in seen.items()}
 
+    def write_memory(self, memory: pyrtl.MemBlock, words: Any, *, start: int = 0) -> None:
+        """Store ``words`` at addresses ``start, start + 1, ..`` of ``memory``, between cycles.
+
+        The next cycle simulated reads the new words, as if a write port had written them in
+        the last cycle, but no cycle is simulated: loading ``n`` words through a port costs
+        ``n`` evaluations of the whole design, this costs ``n`` stores. Registers, Outputs and
+        the cycle count are untouched.
+
+        :param memory: a memory of the simulated block (not a :class:`pyrtl.RomBlock`).
+        :param words: one value per address, in any form :meth:`run` accepts for an Input
+            of the memory's width (1-D integers, or 2-D little-endian unsigned words per row).
+        :param start: the first address written.
+        :raises TypeError: if ``start`` is not an integer.
+        :raises ValueError: for a memory not in the block, words that do not fit its width,
+            or addresses past its end.
+        :raises NotImplementedError: if :attr:`writes_memories` is ``False``.
+        """
+        start = non_negative_int("start", start)
+        self._check_memory(memory)
+        limbs = _limbs_of(
+            f"memory {memory.name}", words, memory.bitwidth, lambda i: f"for address {start + i}"
+        )
+        if start + len(limbs) > 1 << memory.addrwidth:
+            raise ValueError(
+                f"memory {memory.name} has {1 << memory.addrwidth} addresses; {len(limbs)} "
+                f"words from address {start} do not fit"
+            )
+        if self.direct:
+            rows = np.ascontiguousarray(limbs)
+            _memory_helpers().store_words(
+                self._insert, self._table(memory), start, len(rows), rows.shape[1], rows.ctypes
+            )
+        elif self.writes_memories:
+            view = self._sim.inspect_mem(memory)
+            for index, value in enumerate(_to_ints(limbs)):
+                view[start + index] = value
+        else:
+            raise NotImplementedError(
+                f"writing a memory of a CompiledSimulation needs PyRTL "
+                f"{' or '.join(TESTED_PYRTL_VERSIONS)} (this is {_pyrtl_version()}); load it "
+                f"through a write port with run() instead"
+            )
+
     def read_memory(self, memory: pyrtl.MemBlock, count: int) -> np.ndarray:
         """Addresses ``0 .. count-1`` of ``memory`` (never written: 0).
 
@@ -300,15 +428,31 @@ class BatchDriver:
             ``uint64 [count, limbs]`` (little-endian 64-bit limbs).
         """
         count = non_negative_int("count", count)
+        self._check_memory(memory)
         limbs = (memory.bitwidth + 63) // 64
         if count > 1 << memory.addrwidth:
             raise ValueError(
                 f"memory {memory.name} has {1 << memory.addrwidth} addresses, not {count}"
             )
-        view = self._sim.inspect_mem(memory)
         words = np.zeros((count, limbs), np.uint64)
+        if self.direct:
+            _memory_helpers().load_words(
+                self._lookup, self._table(memory), count, limbs, words.ctypes
+            )
+            return words[:, 0] if limbs == 1 else words
+        view = self._sim.inspect_mem(memory)
         for address in range(count):
             value = view.get(address, 0)
             for limb in range(limbs):
                 words[address, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
         return words[:, 0] if limbs == 1 else words
+
+    def _check_memory(self, memory: pyrtl.MemBlock) -> None:
+        if not isinstance(memory, pyrtl.MemBlock):
+            raise TypeError(f"memory must be a pyrtl.MemBlock, not {type(memory).__name__}")
+        if memory not in self._memories:
+            raise ValueError(f"{memory.name!r} is not a read-write memory of the simulated block")
+
+    def _table(self, memory: pyrtl.MemBlock) -> int:
+        """The address of the generated C's hash table holding ``memory``."""
+        return ctypes.c_void_p.in_dll(self._sim._dll, self._sim.var_names[memory]).value

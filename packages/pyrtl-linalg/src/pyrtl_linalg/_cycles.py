@@ -4,6 +4,11 @@ The hardware in :mod:`pyrtl_linalg._tiled` is fully deterministic: which tile is
 which cycle depends only on the job shapes, the array size and the sink latency. This module
 computes that schedule without building anything, so callers can size buffers, quote latencies
 and check the simulation against it (the tests do, for every case they simulate).
+
+Shapes are ``(m, k, n)`` of plain products. A job that reads its ``A`` operand as the patches
+of a :class:`~pyrtl_linalg.Window` runs exactly like a plain job of
+:func:`window_rows` rows: pass ``(window_rows(m, rows, window), window.size, n)``. A run of an
+engine with pauses is the sum of the runs of its segments.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._validate import non_negative_int, positive_int
+from ._window import Window
 
-__all__ = ["TileSlot", "tile_period", "tile_schedule", "tiled_matmul_cycles"]
+__all__ = ["TileSlot", "tile_period", "tile_schedule", "tiled_matmul_cycles", "window_rows"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,29 @@ def tile_period(k: int, *, rows: int, cols: int) -> int:
     :returns: the period in cycles.
     """
     return max(k, rows, cols)
+
+
+def window_rows(m: int, rows: int, window: Window) -> int:
+    """The ``m`` of the plain job a windowed job is timed as: ``ceil(m/rows) * rows *
+    window.positions``.
+
+    A windowed job over ``m`` grids has ``ceil(m/rows)`` grid tiles of ``window.positions`` row
+    tiles each (one per window position), every row tile full: that many rows of ``rows``.
+
+    >>> window_rows(3, 2, Window(4, 4, 1, (3, 3)))  # 2 grid tiles x 4 positions x 2 rows
+    16
+
+    :param m: grids the job reads.
+    :param rows: physical rows of the array.
+    :param window: the job's window.
+    :returns: the rows to pass as ``m`` to :func:`tiled_matmul_cycles` or
+        :func:`tile_schedule`.
+    """
+    m = positive_int("m", m)
+    rows = positive_int("array rows", rows)
+    if not isinstance(window, Window):
+        raise TypeError(f"window must be a Window, not {type(window).__name__}")
+    return math.ceil(m / rows) * rows * window.positions
 
 
 def tile_schedule(

@@ -1,5 +1,5 @@
 """Requantization: scale a signed accumulator down to a narrow integer, exactly as integer
-kernels do it, in four variants.
+kernels do it, in five variants.
 
 Each variant computes ``clamp(round(acc * scale) + zero_point, lo, hi)`` but rounds the way a
 particular, widely deployed integer kernel rounds, bit for bit:
@@ -11,6 +11,9 @@ particular, widely deployed integer kernel rounds, bit for bit:
     gemmlowp's two-step form: ``h = SaturatingRoundingDoublingHighMul(acc << max(shift, 0),
     multiplier)``, i.e. ``floor(a * multiplier / 2**31 + 1/2)`` on the int32 ``a``, then a
     rounding right shift of ``h`` by ``max(-shift, 0)`` with ties toward +inf.
+``"double_round_away"``
+    the same, except that the final rounding shift sends ties away from zero (gemmlowp's
+    ``RoundingDivideByPOT``), as LiteRT's depthwise kernels and reference convolutions do.
 ``"float32"``
     ``rint(float32(acc) * s)`` for a float32 scale ``s`` (round to nearest even at each of
     the three steps), built from integer parts only: no floating-point unit.
@@ -19,10 +22,11 @@ particular, widely deployed integer kernel rounds, bit for bit:
     even in float64, then to an integer with ties away from zero (C's ``round``). Same
     datapath as ``"float32"`` with a 53-bit significand (``float64(acc)`` is exact).
 
-All four are combinational (latency 0 cycles). Each configuration constant may be a Python
-integer (built as a constant, the cheapest form) or a wire, so that one requantizer can serve
-many channels by reading their constants from a ROM (:func:`pack_requant_constants` and
-:func:`unpack_requant_constants`).
+All five are combinational by default; ``stages=k`` registers the datapath at its first ``k``
+cut points (:func:`requant_stage_points`), for a latency of exactly ``k`` cycles and a shorter
+critical path. Each configuration constant may be a Python integer (built as a constant, the
+cheapest form) or a wire, so that one requantizer can serve many channels by reading their
+constants from a ROM (:func:`pack_requant_constants` and :func:`unpack_requant_constants`).
 """
 
 from typing import Final, NamedTuple
@@ -40,13 +44,85 @@ __all__ = [
     "float64_scale_fields",
     "make_requantize",
     "pack_requant_constants",
+    "requant_stage_points",
     "requant_word_bits",
     "unpack_requant_constants",
 ]
 
-REQUANT_METHODS: Final = ("single_round", "double_round", "float32", "float64")
+REQUANT_METHODS: Final = (
+    "single_round",
+    "double_round",
+    "double_round_away",
+    "float32",
+    "float64",
+)
 
 MAX_ACC_BITS: Final = 32
+
+#: The cut points of each method's datapath, in the order ``stages`` enables them (see
+#: :func:`requant_stage_points`).
+_FLOAT_POINTS: Final = (
+    "product",
+    "significand",
+    "shifted",
+    "rounded",
+    "normalized",
+    "magnitude",
+    "partial",
+    "coarse",
+    "offset",
+)
+_STAGE_POINTS: Final = {
+    "single_round": ("product", "shifted", "partial", "offset"),
+    "double_round": ("product", "shifted", "operand", "high", "partial", "offset"),
+    "double_round_away": ("product", "shifted", "operand", "high", "partial", "offset"),
+    "float32": _FLOAT_POINTS,
+    "float64": _FLOAT_POINTS,
+}
+
+_Value = pyrtl.WireVector | int
+
+
+class _Pipeline:
+    """The registers of one requantizer: at the enabled cut points, and the delays that bring
+    a value computed before the first cut (the accumulator, a constant) to where it is used.
+
+    Python integers and constant wires pass every cut unchanged: they need no register.
+    """
+
+    def __init__(self, enabled: tuple[str, ...]) -> None:
+        self.enabled = frozenset(enabled)
+        self.depth = 0  # registers passed so far
+        self._delays: dict[int, list[pyrtl.WireVector]] = {}
+
+    def cut(self, point: str, *values: _Value) -> tuple[_Value, ...]:
+        """``values`` one register later if ``point`` is enabled, else unchanged.
+
+        Every value crossing ``point`` that is used after it must go through here, except
+        values from before the first cut, which :meth:`late` delays.
+        """
+        if point not in self.enabled:
+            return values
+        self.depth += 1
+        return tuple(_registered(value) for value in values)
+
+    def late(self, value: _Value) -> _Value:
+        """A value from before the first cut, delayed by every register passed so far (one
+        chain per value, shared by its uses)."""
+        if isinstance(value, int | pyrtl.Const):
+            return value
+        chain = self._delays.setdefault(id(value), [value])
+        while len(chain) <= self.depth:
+            chain.append(_registered(chain[-1]))
+        return chain[self.depth]
+
+
+def _registered(value: _Value) -> _Value:
+    if isinstance(value, int | pyrtl.Const):
+        return value
+    register = pyrtl.Register(len(value))
+    register.next <<= value
+    return register
 
 
 class _Float(NamedTuple):
@@ -156,35 +232,83 @@ def _rounding_shift(x: pyrtl.WireVector, amount: pyrtl.WireVector | int) -> pyrt
     return (shifted.zero_extended(len(shifted) + 1) + 1).truncate(len(shifted))[1:]
 
 
-def _signed_times_unsigned(x: pyrtl.WireVector, u: pyrtl.WireVector) -> pyrtl.WireVector:
+#: The widest unsigned operands of one DSP multiplier: an 18x18 signed multiplier (ECP5's
+#: MULT18X18D) multiplies 17-bit unsigned values. The ``"partial"`` cut splits a multiplier
+#: into such pieces so that each is one DSP block with a register behind it.
+_DSP_BITS: Final = 17
+
+
+def _product(
+    x: pyrtl.WireVector, u: pyrtl.WireVector, pipe: _Pipeline, *live: _Value
+) -> tuple[_Value, ...]:
+    """``(x * u, *live)`` for unsigned ``x`` and ``u``: the product is ``len(x) + len(u)``
+    bits, ``live`` are the values that cross the multiplier with it.
+
+    One multiplier, unless the ``"partial"`` cut is enabled: then the product is the sum of
+    the partial products of ``_DSP_BITS``-bit pieces of ``x`` and ``u``, registered at that
+    cut (with ``live``) before the adder tree that sums them, so that no carry chain follows
+    a DSP block in the same cycle.
+    """
+    width = len(x) + len(u)
+    if "partial" not in pipe.enabled:
+        return ((x * u).truncate(width), *live)
+    x_pieces = [(x[i : i + _DSP_BITS], i) for i in range(0, len(x), _DSP_BITS)]
+    u_pieces = [(u[j : j + _DSP_BITS], j) for j in range(0, len(u), _DSP_BITS)]
+    pieces = [((a * b).truncate(len(a) + len(b)), i + j) for a, i in x_pieces for b, j in u_pieces]
+    registered = pipe.cut("partial", *(piece for piece, _ in pieces), *live)
+    terms = [
+        pyrtl.concat(piece, pyrtl.Const(0, bitwidth=offset)) if offset else piece
+        for piece, (_, offset) in zip(registered[: len(pieces)], pieces, strict=True)
+    ]
+    while len(terms) > 1:  # a balanced adder tree
+        pairs = [(terms[i] + terms[i + 1]) for i in range(0, len(terms) - 1, 2)]
+        terms = pairs + terms[len(pairs) * 2 :]
+    total = terms[0]  # exact: below 2**width, whatever carries the adders kept
+    total = total.truncate(width) if len(total) >= width else total.zero_extended(width)
+    return (total, *registered[len(pieces) :])
+
+
+def _signed_times_unsigned(
+    x: pyrtl.WireVector, u: pyrtl.WireVector, pipe: _Pipeline
+) -> pyrtl.WireVector:
     """The exact product of a signed ``x`` and an unsigned ``u``, ``len(x) + len(u)`` bits.
 
     The multiplier is ``len(x) x len(u)`` unsigned, the operands' real widths (24x31 for a
     24-bit accumulator and a Q31 multiplier), not the product's width: read as
     unsigned, a negative ``x`` is ``x + 2**len(x)``, so ``x * u`` is that unsigned product
     minus ``u * 2**len(x)``, one subtraction of ``u`` from the product's top ``len(u)`` bits.
+    The ``"product"`` cut registers the unsigned product, before that subtraction.
     """
     n, w = len(x), len(u)
-    unsigned = (x * u).truncate(n + w)  # PyRTL zero-extends the narrower operand
     correction = pyrtl.select(x[-1], u, pyrtl.Const(0, bitwidth=w))
+    unsigned, correction = _product(x, u, pipe, correction)
+    unsigned, correction = pipe.cut("product", unsigned, correction)
     top = unsigned[n:].zero_extended(w + 1) - correction.zero_extended(w + 1)
     return pyrtl.concat(top.truncate(w), unsigned[:n])
 
 
 def _single_round(
-    acc: pyrtl.WireVector, multiplier: pyrtl.WireVector | int, shift: pyrtl.WireVector | int
+    acc: pyrtl.WireVector,
+    multiplier: pyrtl.WireVector | int,
+    shift: pyrtl.WireVector | int,
+    pipe: _Pipeline,
 ) -> pyrtl.WireVector:
-    # acc * multiplier with multiplier >= 0: len(acc) + 31 bits, signed.
-    product = _signed_times_unsigned(acc, _unsigned_wire(multiplier, 31))
     if isinstance(shift, int):
         total_shift: pyrtl.WireVector | int = 31 - shift
     else:
         total_shift = (pyrtl.Const(31, bitwidth=8) - shift.sign_extended(8)).truncate(6)
-    return _rounding_shift(product, total_shift)
+    # acc * multiplier with multiplier >= 0: len(acc) + 31 bits, signed.
+    product = _signed_times_unsigned(acc, _unsigned_wire(multiplier, 31), pipe)
+    return _rounding_shift(product, pipe.late(total_shift))
 
 
 def _double_round(
-    acc: pyrtl.WireVector, multiplier: pyrtl.WireVector | int, shift: pyrtl.WireVector | int
+    acc: pyrtl.WireVector,
+    multiplier: pyrtl.WireVector | int,
+    shift: pyrtl.WireVector | int,
+    pipe: _Pipeline,
+    *,
+    ties_away: bool,
 ) -> pyrtl.WireVector:
     left: pyrtl.WireVector | int
     right: pyrtl.WireVector | int
@@ -202,26 +326,55 @@ def _double_round(
         a = pyrtl.shift_left_logical(a, left)
     elif left > 0:
         a = pyrtl.concat(a[: 32 - left], pyrtl.Const(0, bitwidth=left))
+    (a,) = pipe.cut("operand", a)
     # SaturatingRoundingDoublingHighMul(a, m) = floor((a * m + 2**30) / 2**31) exactly; its
     # saturating case (a = m = -2**31) cannot arise because the multiplier is non-negative.
-    product = _signed_times_unsigned(a, _unsigned_wire(multiplier, 31))  # 63 bits, signed
+    product = _signed_times_unsigned(a, pipe.late(_unsigned_wire(multiplier, 31)), pipe)
     nudged = (product.sign_extended(64) + (1 << 30)).truncate(64)
-    high = nudged[31:63]
+    (high,) = pipe.cut("high", nudged[31:63])
+    right = pipe.late(right)
+    if ties_away:
+        high = _toward_zero_on_ties(high, right)
     return _rounding_shift(high, right)
 
 
-def _normalize(x: pyrtl.WireVector) -> tuple[pyrtl.WireVector, pyrtl.WireVector]:
-    """Shift a 32-bit unsigned ``x`` left until bit 31 is set: ``(x << lz, lz)``.
+def _toward_zero_on_ties(x: pyrtl.WireVector, amount: pyrtl.WireVector | int) -> pyrtl.WireVector:
+    """``x - 1`` where ``x < 0`` and ``amount >= 1``, else ``x``: turns the ties-up
+    :func:`_rounding_shift` into gemmlowp's ``RoundingDivideByPOT`` (ties away from zero).
+
+    For ``x < 0`` and ``n >= 1``, ``floor((x - 1) / 2**n + 1/2)`` is ``round(x / 2**n)`` with
+    ties away: ``x / 2**n - 1/2`` is a multiple of ``2**-n``, and for such a ``y``,
+    ``ceil(y) = floor(y + 1 - 2**-n)``. With ``n = 0`` there is nothing to round: ``x`` stays.
+    The decrement cannot wrap: the doubling high multiply of a non-negative multiplier
+    below ``2**31`` is at least ``-2**31 + 1``.
+    """
+    if isinstance(amount, int):
+        if amount == 0:
+            return x
+        borrow = x[-1]
+    else:
+        borrow = x[-1] & (amount != 0)
+    return (x - borrow.zero_extended(len(x))).truncate(len(x))
+
+
+def _normalize(
+    x: pyrtl.WireVector, pipe: _Pipeline, *live: _Value
+) -> tuple[pyrtl.WireVector, pyrtl.WireVector, *tuple[_Value, ...]]:
+    """Shift a 32-bit unsigned ``x`` left until bit 31 is set: ``(x << lz, lz, *live)``.
 
     Five stages test whether the top 16, 8, 4, 2, 1 bits are zero and shift by that much if
     so; the five decisions are the bits of the leading-zero count ``lz`` (31 for ``x == 0``).
+    The ``"coarse"`` cut registers the value after the first two (``live`` crosses it too).
     """
-    decisions = []
+    decisions: list[_Value] = []
     for step in (16, 8, 4, 2, 1):
+        if step == 4:
+            x, *carried = pipe.cut("coarse", x, *decisions, *live)
+            decisions, live = carried[:2], tuple(carried[2:])
         zero = x[32 - step :] == 0
         x = pyrtl.select(zero, pyrtl.concat(x[: 32 - step], pyrtl.Const(0, bitwidth=step)), x)
         decisions.append(zero)
-    return x, pyrtl.concat(*decisions)
+    return (x, pyrtl.concat(*decisions), *live)
 
 
 def _shift_right_sticky(
@@ -267,6 +420,7 @@ def _float_scale(
     zero_point: pyrtl.WireVector | int,
     out_bits: int,
     fmt: _Float,
+    pipe: _Pipeline,
 ) -> pyrtl.WireVector:
     """``round(fl(fl(acc) * significand * 2**exponent))`` saturated to ``out_bits + 2`` bits.
 
@@ -288,7 +442,10 @@ def _float_scale(
     # 0 - acc rather than ~acc + 1: the same bits, and Verilog lint sees no width mismatch.
     negated_acc = (pyrtl.Const(0, bitwidth=len(acc)) - acc).truncate(len(acc))
     magnitude = pyrtl.select(negative, negated_acc, acc).zero_extended(32)
-    normalized, lz = _normalize(magnitude)
+    acc_zero = acc == 0
+    magnitude, negative, acc_zero = pipe.cut("magnitude", magnitude, negative, acc_zero)
+    normalized, lz, negative, acc_zero = _normalize(magnitude, pipe, negative, acc_zero)
+    normalized, lz, negative, acc_zero = pipe.cut("normalized", normalized, lz, negative, acc_zero)
     if p < 32:
         # fl(|acc|) = a * 2**(32 - p - lz + carry_a): round the normalized value to p bits.
         a_rounded = _round_increment(*_round_bits(normalized, 32 - p, p), ties_away=False)
@@ -297,10 +454,16 @@ def _float_scale(
         a = pyrtl.concat(a_rounded[p - 1] | carry_a, a_rounded[: p - 1])
     else:
         a, carry_a = normalized, pyrtl.Const(0, bitwidth=1)  # fl(|acc|) = |acc| exactly
+    a, lz, carry_a, negative, acc_zero = pipe.cut("significand", a, lz, carry_a, negative, acc_zero)
     # The exact product of the two normalized significands, len(a) + p bits with one of the
     # top two set (PyRTL's product is 2 * max(len(a), p) bits wide): round it to p bits at one
     # of two positions, b * 2**(len(a) - 1 + top).
-    product = (a * _unsigned_wire(significand, p)).truncate(len(a) + p)
+    product, lz, carry_a, negative, acc_zero = _product(
+        a, pipe.late(_unsigned_wire(significand, p)), pipe, lz, carry_a, negative, acc_zero
+    )
+    product, lz, carry_a, negative, acc_zero = pipe.cut(
+        "product", product, lz, carry_a, negative, acc_zero
+    )
     top = product[-1]
     rounding = [_round_bits(product, len(a) - 1 + t, p) for t in (1, 0)]
     kept, guard, sticky = (pyrtl.select(top, hi, lo) for hi, lo in zip(*rounding, strict=True))
@@ -317,9 +480,10 @@ def _float_scale(
         offset = (
             pyrtl.Const(-31 - first, bitwidth=d_bits, signed=True) - exponent.sign_extended(d_bits)
         ).truncate(d_bits)
-    d = (lz.zero_extended(d_bits) + offset).truncate(d_bits)
+    d = (lz.zero_extended(d_bits) + pipe.late(offset)).truncate(d_bits)
     d = (d - carry_a.zero_extended(d_bits)).truncate(d_bits)
     d = (d - top.zero_extended(d_bits)).truncate(d_bits)
+    b, d, negative, acc_zero = pipe.cut("rounded", b, d, negative, acc_zero)
     saturated = d[-1]
     underflow = pyrtl.signed_lt(pyrtl.Const(out_bits + 1, bitwidth=d_bits, signed=True), d)
     # Shift b >> first - 1 statically, the remaining d with a sticky bit; the last bit
@@ -327,15 +491,19 @@ def _float_scale(
     coarse, fine_sticky = _shift_right_sticky(b[first - 1 :], d.truncate(5))
     sticky = (b[: first - 1] != 0) | fine_sticky
     rounded = _round_increment(coarse[1:], coarse[0], sticky, ties_away=fmt.ties_away)
-    zero = underflow | (acc == 0)
-    flip = _int32_flip(negative, b, d, zero_point, out_bits, fmt)
+    rounded = rounded.truncate(out_bits + 1)  # enough where not saturated (the only use)
+    zero = underflow | acc_zero
+    flip = _int32_flip(negative, b, d, pipe.late(zero_point), out_bits, fmt)
+    rounded, zero, saturated, negative, flip = pipe.cut(
+        "shifted", rounded, zero, saturated, negative, flip
+    )
     magnitude_out = pyrtl.select(
         zero,
         pyrtl.Const(0, bitwidth=out_bits + 1),
         pyrtl.select(
             saturated,
             pyrtl.Const(1 << out_bits, bitwidth=out_bits + 1),
-            rounded.truncate(out_bits + 1),
+            rounded,
         ),
     ).zero_extended(out_bits + 2)
     negated = (pyrtl.Const(0, bitwidth=out_bits + 2) - magnitude_out).truncate(out_bits + 2)
@@ -388,20 +556,34 @@ def make_requantize(
     lo: pyrtl.WireVector | int | None = None,
     hi: pyrtl.WireVector | int | None = None,
     out_bits: int = 8,
+    stages: int = 0,
 ) -> pyrtl.WireVector:
     """Requantize a signed accumulator: scale, round, add ``zero_point``, clamp to ``[lo, hi]``.
 
-    Combinational (latency 0 cycles); register its input or output where timing needs it.
-    The scale is ``multiplier * 2**(shift - 31)`` for the two integer methods and
+    Combinational with ``stages=0``; ``stages=k`` registers the datapath at the first ``k``
+    of :func:`requant_stage_points` ``(method)``, so the result of the ``acc`` and constants
+    seen in cycle ``t`` appears in cycle ``t + k`` (latency ``k`` cycles, one result per
+    cycle). Only data is pipelined: a caller delays its own valid flag and write address by
+    ``k`` registers to match. Constant wires are sampled with ``acc``, in the same cycle, and
+    carried along where a later stage needs them; the result is bit for bit the same for
+    every ``k``. With ``stages=2`` and ``"float32"`` (the ``"product"`` and ``"significand"``
+    cuts)::
+
+        cycle:          t                  t + 1                    t + 2
+        acc, consts ──► |acc|, normalize,  24x24 multiply  ──reg──► round, shift, + zero
+                        round to 24 bits ──reg──►                   point, clamp ──► result
+
+    The scale is ``multiplier * 2**(shift - 31)`` for the three integer methods and
     ``scale_significand * 2**scale_exponent`` for the float methods (a float32 value, see
     :func:`float32_scale_fields`, or a float64 value, see :func:`float64_scale_fields`).
     ``"single_round"`` rounds the exact product once, ties up; ``"double_round"`` rounds
-    twice as gemmlowp does; ``"float32"`` computes ``rint(fl32(fl32(acc) * scale))`` with
+    twice as gemmlowp does (``"double_round_away"`` with the second rounding's ties away
+    from zero); ``"float32"`` computes ``rint(fl32(fl32(acc) * scale))`` with
     float32 rounding ``fl32`` and ties to even; ``"float64"`` computes
     ``round(fl64(acc * scale))`` with float64 rounding ``fl64`` and ties away from zero
     (the requantization page of the docs gives the exact formulas and the datapath).
     Where a C kernel's int32 arithmetic leaves int32, the result is the kernel's on x86, not
-    the exact formula: ``"double_round"``'s left shift and zero-point addition wrap; the
+    the exact formula: the double rounding methods' left shift and zero-point addition wrap; the
     float methods convert a rounded value outside int32 to INT32_MIN, as x86's conversion
     instructions do, and add the zero point in int32, wrapping (``"float32"`` only below
     ``-2**31``: XNNPACK clamps larger values first); ``"single_round"`` is exact.
@@ -413,7 +595,8 @@ def make_requantize(
 
     :param acc: the signed accumulator, 1 to 32 bits. Narrow a wider one first, e.g. with
         :func:`make_saturate` (``bits=32``), after checking that its range allows it.
-    :param method: ``"single_round"``, ``"double_round"``, ``"float32"`` or ``"float64"``.
+    :param method: ``"single_round"``, ``"double_round"``, ``"double_round_away"``,
+        ``"float32"`` or ``"float64"``.
     :param multiplier: integer methods: the multiplier, 0 to ``2**31 - 1`` (31 bits unsigned).
     :param shift: integer methods: the power-of-two exponent, -31 to 30 (6 bits signed).
     :param scale_significand: float methods: the significand, hidden bit included:
@@ -425,9 +608,13 @@ def make_requantize(
     :param lo: the clamp's lower end (default the most negative ``out_bits``-bit value).
     :param hi: the clamp's upper end (default the most positive ``out_bits``-bit value).
     :param out_bits: the result's bitwidth, 2 to 16.
+    :param stages: registers in the datapath, 0 to ``len(requant_stage_points(method))``:
+        the latency in cycles.
     :returns: the requantized value, an ``out_bits``-bit two's complement wire.
     """
     _check_config(method, out_bits)
+    points = _STAGE_POINTS[method]
+    stages = int_in_range("stages", stages, 0, len(points))
     if not isinstance(acc, pyrtl.WireVector):
         raise TypeError(f"acc must be a WireVector, not {type(acc).__name__}")
     if len(acc) > MAX_ACC_BITS:
@@ -456,20 +643,69 @@ def make_requantize(
     )
     if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
         raise ValueError(f"lo must not exceed hi, not lo={lo} and hi={hi}")
-    if method == "double_round":
+    pipe = _Pipeline(points[:stages])
+    if method in ("double_round", "double_round_away"):
         # The kernels add the zero point to the int32 result in int32: the sum wraps, and
         # saturating the wrapped sum gives the exact clamp below.
-        total = (_double_round(acc, first, second) + _signed_wire(zero_point, 32)).truncate(32)
+        (scaled,) = pipe.cut(
+            "shifted",
+            _double_round(acc, first, second, pipe, ties_away=method == "double_round_away"),
+        )
+        total = (scaled + _signed_wire(pipe.late(zero_point), 32)).truncate(32)
         shifted = make_saturate(total, bits=out_bits + 2)
     else:
         if method == "single_round":
-            scaled = make_saturate(_single_round(acc, first, second), bits=out_bits + 2)
+            rounded = make_saturate(_single_round(acc, first, second, pipe), bits=out_bits + 2)
+            (scaled,) = pipe.cut("shifted", rounded)
         else:
-            scaled = _float_scale(acc, first, second, zero_point, out_bits, _FLOATS[method])
+            fmt = _FLOATS[method]
+            scaled = _float_scale(acc, first, second, zero_point, out_bits, fmt, pipe)
         # |scaled| <= 2**out_bits and any saturated value stays beyond [lo, hi] after adding
         # a zero point of out_bits bits, so the clamp below gives the exact result.
-        shifted = make_add(scaled, _signed_wire(zero_point, out_bits))
-    return make_clamp(shifted, lo=_signed_wire(lo, out_bits), hi=_signed_wire(hi, out_bits))
+        shifted = make_add(scaled, _signed_wire(pipe.late(zero_point), out_bits))
+    (shifted,) = pipe.cut("offset", shifted)
+    assert pipe.depth == stages, "every enabled cut is on the datapath"
+    low, high = (_signed_wire(pipe.late(end), out_bits) for end in (lo, hi))
+    return make_clamp(shifted, lo=low, hi=high)
+
+
+def requant_stage_points(method: str) -> tuple[str, ...]:
+    """Where :func:`make_requantize` puts its registers, in the order ``stages`` adds them.
+
+    ``stages=k`` enables the first ``k``. In this order the routed clock rate on an ECP5
+    rises with every cut added (``bench/requant_fmax.py``; the docs' requantization page has
+    the figures), the last few each placed on the critical path the depth before left. What
+    each registers, in datapath order:
+
+    ``"magnitude"`` (float methods)
+        ``|acc|``, before the leading-zero counter;
+    ``"coarse"`` (float methods)
+        the normalizing shift halfway, after its 16- and 8-position steps;
+    ``"normalized"`` (float methods)
+        the normalized ``|acc|`` and its leading-zero count, before rounding it;
+    ``"significand"`` (float methods)
+        the rounded significand of ``|acc|``, the multiplier's operand;
+    ``"operand"`` (the double rounding methods)
+        the int32 left-shifted accumulator, the multiplier's operand;
+    ``"partial"``
+        the multiplier's partial products of 17-bit pieces (each one 18x18 DSP block, such
+        as ECP5's MULT18X18D), before the adders that sum them;
+    ``"product"``
+        the multiplier's unsigned product, before its sign correction and rounding;
+    ``"high"`` (the double rounding methods)
+        the doubling high multiply's result, before the final shift;
+    ``"rounded"`` (float methods)
+        the product rounded to the format's significand, with its exponent;
+    ``"shifted"``
+        the value rounded to an integer, before the zero point;
+    ``"offset"``
+        the value plus the zero point, before the clamp.
+
+    :param method: as for :func:`make_requantize`.
+    :returns: the cut points' names; their number is the largest ``stages``.
+    """
+    _check_config(method, 8)
+    return _STAGE_POINTS[method]
 
 
 def _scale_fields(scales: npt.ArrayLike, dtype: type[np.floating]) -> tuple[np.ndarray, np.ndarray]:

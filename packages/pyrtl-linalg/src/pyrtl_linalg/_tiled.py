@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyrtl
 
+from ._control import counter_bits, pick
 from ._cycles import tile_period
 from ._matrix import WireMatrix2D, to_signed
+from ._patches import make_patch_addresses, patch_fields
 from ._systolic import accumulator_bits, make_systolic_array
-from ._validate import non_negative_int, positive_int, signed_bits, signed_int
+from ._validate import int_in_range, non_negative_int, positive_int, signed_bits, signed_int
+from ._window import Window
 
 __all__ = ["MatmulJob", "TiledMatmul", "make_tiled_matmul", "pack_a", "pack_b", "unpack_a"]
 
@@ -35,7 +38,18 @@ class MatmulJob:
     * ``b`` word ``b_base + nt*k + kk`` holds ``B[kk, nt*cols + j]`` for ``j < cols``, packed the
       same way (columns past ``n`` are don't-care).
 
-    :param m: rows of ``A`` and of the result.
+    With an ``a_window``, ``A`` is the patch matrix of ``m`` grids (:class:`~pyrtl_linalg.Window`):
+    ``a`` word ``a_base + t*window.words + (y*W + x)*C + c`` holds value ``(y, x, c)`` of grid
+    ``t*rows + i`` in lane ``i`` (:func:`pack_a` of the grids reshaped to ``(m, window.words)``),
+    ``k`` must be ``window.size``, and the job has ``ceil(m/rows) * window.positions`` row tiles:
+    row tile ``mt = t*positions + p`` multiplies window position ``p`` of grid tile ``t``. An
+    element in the padding enters the array as ``0`` (it reads as ``a_zero_point``). A sink that
+    writes column ``j`` of row tile ``mt`` at ``mt*n + j`` lays the result out as ``m`` grids of
+    ``out_height x out_width x n``, packed as this job read its own: the layout of a following
+    windowed job's ``A``. For the cycle model the job counts as
+    :func:`~pyrtl_linalg.window_rows` rows.
+
+    :param m: rows of ``A`` and of the result (grids, with an ``a_window``).
     :param k: the inner dimension.
     :param n: columns of ``B`` and of the result.
     :param a: memory holding ``A`` (a :class:`pyrtl.MemBlock` or :class:`pyrtl.RomBlock`,
@@ -45,6 +59,8 @@ class MatmulJob:
     :param b_base: address of ``B``'s first word.
     :param a_zero_point: subtracted from every ``A`` value, a ``bits``-bit signed integer.
     :param bias: integers of shape ``(n,)`` added to each result column, or ``None``.
+    :param a_window: read ``A`` as the patches of this window over ``m`` grids, or ``None``
+        for a plain matrix.
     """
 
     m: int
@@ -56,6 +72,13 @@ class MatmulJob:
     b_base: int = 0
     a_zero_point: int = 0
     bias: np.ndarray | None = None
+    a_window: Window | None = None
+
+
+def _row_tiles(job: MatmulJob, rows: int) -> int:
+    """Row tiles of a job: ``ceil(m/rows)``, times the window positions of a windowed job."""
+    tiles = math.ceil(job.m / rows)
+    return tiles if job.a_window is None else tiles * job.a_window.positions
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,11 +91,14 @@ class TiledMatmul:
     while a tile drains.
 
     :param start: the caller's start wire (sampled while idle).
-    :param done: high for one cycle when every job has drained (plus ``sink_latency``).
+    :param done: high for one cycle when every job of the run (of the segment, with
+        ``pause_after``) has drained, plus ``sink_latency``.
     :param busy: high from the cycle after ``start`` up to and including the ``done`` cycle.
     :param valid: a result column is on the stream.
-    :param job: index of the job the column belongs to.
-    :param m_tile: row tile of the column.
+    :param job: index of the job the column belongs to (an unnamed constant 0 in an engine of
+        one job).
+    :param m_tile: row tile of the column (an unnamed constant 0 when every job has one row
+        tile).
     :param column: the column's index in the job's result (``0 <= column < n``).
     :param values: ``rows`` signed results.
     :param value_bits: width of each of ``values``.
@@ -102,9 +128,21 @@ def _check_job(index: int, job: MatmulJob, rows: int, cols: int, bits: int) -> n
         raise TypeError(f"job {index} must be a MatmulJob, not {type(job).__name__}")
     for field in ("m", "k", "n"):
         positive_int(f"job {index} {field}", getattr(job, field))
-    for field, mem, width, tiles in (
-        ("a", job.a, rows * bits, math.ceil(job.m / rows)),
-        ("b", job.b, cols * bits, math.ceil(job.n / cols)),
+    a_words = job.k
+    if job.a_window is not None:
+        if not isinstance(job.a_window, Window):
+            raise TypeError(
+                f"job {index} a_window must be a Window or None, not {type(job.a_window).__name__}"
+            )
+        if job.k != job.a_window.size:
+            raise ValueError(
+                f"job {index} k is {job.k} but its window's patches hold {job.a_window.size} "
+                "values: set k to window.size"
+            )
+        a_words = job.a_window.words
+    for field, mem, width, words in (
+        ("a", job.a, rows * bits, math.ceil(job.m / rows) * a_words),
+        ("b", job.b, cols * bits, math.ceil(job.n / cols) * job.k),
     ):
         if not isinstance(mem, pyrtl.MemBlock):
             raise TypeError(
@@ -115,7 +153,7 @@ def _check_job(index: int, job: MatmulJob, rows: int, cols: int, bits: int) -> n
                 f"job {index} {field} memory {mem.name!r} is {mem.bitwidth} bits wide, not {width}"
             )
         base = non_negative_int(f"job {index} {field}_base", getattr(job, f"{field}_base"))
-        end = base + tiles * job.k
+        end = base + words
         if end > 1 << mem.addrwidth:
             raise ValueError(
                 f"job {index} {field} needs words {base}..{end - 1} but memory {mem.name!r} "
@@ -131,14 +169,6 @@ def _check_job(index: int, job: MatmulJob, rows: int, cols: int, bits: int) -> n
             f"not {bias.dtype} of shape {bias.shape}"
         )
     return bias.astype(object)
-
-
-def _pick(default: pyrtl.WireVector, *cases: tuple[pyrtl.WireVector, object]) -> pyrtl.WireVector:
-    """Priority multiplexer: the value of the first case whose condition is high."""
-    result = pyrtl.as_wires(default)
-    for condition, value in reversed(cases):
-        result = pyrtl.select(condition, value, result)
-    return result
 
 
 def _read_operand(
@@ -160,10 +190,6 @@ def _read_operand(
     return data[0] if len(data) == 1 else pyrtl.mux(select, *data, default=data[0])
 
 
-def _counter_bits(limit: int) -> int:
-    return max(1, int(limit).bit_length())
-
-
 def make_tiled_matmul(
     jobs: Sequence[MatmulJob],
     start: pyrtl.WireVector,
@@ -172,6 +198,7 @@ def make_tiled_matmul(
     cols: int,
     bits: int = 8,
     sink_latency: int = 0,
+    pause_after: Sequence[int] = (),
     name: str = "tmm",
 ) -> TiledMatmul:
     """Build an engine that computes a fixed sequence of matrix products on one array.
@@ -187,6 +214,18 @@ def make_tiled_matmul(
     previous one fully drained plus ``sink_latency`` cycles, so a job may read what the
     caller's sink wrote from an earlier job's stream. The cycle count is
     :func:`~pyrtl_linalg.tiled_matmul_cycles`.
+
+    Pauses: after each job listed in ``pause_after`` the engine raises ``done`` (once the job
+    drained, plus ``sink_latency``) and is idle, keeping its place; the next ``start`` runs
+    the following jobs up to the next pause or the end, after which the next ``start`` begins
+    again at job 0. Each such segment behaves exactly as a fresh run of its jobs alone, so it
+    takes :func:`~pyrtl_linalg.tiled_matmul_cycles` of the segment's shapes. Between segments
+    the caller may run other hardware on what the segment wrote.
+
+    Windows: a job with an ``a_window`` reads its ``A`` tiles as patches of grids
+    (:class:`MatmulJob`) through an incremental address generator (counters and adds of job
+    constants, no multiplier), with the same schedule as a plain job of
+    :func:`~pyrtl_linalg.window_rows` rows. Engines without windowed jobs do not build it.
 
     Widths: ``A - a_zero_point`` enters the array as a ``bits + 1``-bit signed value (``bits``
     when no job has a zero point) and ``B`` as a ``bits``-bit one, so each PE's product has
@@ -211,6 +250,8 @@ def make_tiled_matmul(
     :param bits: operand width; operands are signed ``bits``-bit integers.
     :param sink_latency: extra cycles the caller's sink needs between a drained column and the
         moment the next job may read it (0: written in the cycle it is on the stream).
+    :param pause_after: indices of the jobs after which the engine stops and raises ``done``
+        (the last job always ends a run).
     :param name: prefix of the engine's wire names.
     :returns: the handshake and output stream.
     """
@@ -223,6 +264,10 @@ def make_tiled_matmul(
     if len(start) != 1:
         raise ValueError(f"start must be 1 bit wide, not {len(start)}")
     biases = [_check_job(index, job, rows, cols, bits) for index, job in enumerate(jobs)]
+    if isinstance(pause_after, str | bytes) or not isinstance(pause_after, Sequence):
+        raise TypeError(f"pause_after must be a sequence of job indices, not {pause_after!r}")
+    pauses = {int_in_range("pause_after index", i, 0, len(jobs) - 1) for i in pause_after}
+    windowed = any(job.a_window is not None for job in jobs)
 
     acc_bits = accumulator_bits(max(job.k for job in jobs), bits=bits)
     gap = rows + cols - 1 + sink_latency
@@ -240,7 +285,7 @@ def make_tiled_matmul(
         "k_m1": [job.k - 1 for job in jobs],
         "wait": [tile_period(job.k, rows=rows, cols=cols) - job.k for job in jobs],
         "nt_m1": [math.ceil(job.n / cols) - 1 for job in jobs],
-        "mt_m1": [math.ceil(job.m / rows) - 1 for job in jobs],
+        "mt_m1": [_row_tiles(job, rows) - 1 for job in jobs],
         "a_base": [job.a_base for job in jobs],
         "b_base": [job.b_base for job in jobs],
         "zp": [job.a_zero_point & ((1 << bits) - 1) for job in jobs],
@@ -249,8 +294,20 @@ def make_tiled_matmul(
         "n": [job.n for job in jobs],
         "bias_base": bias_bases,
     }
-    widths = {key: _counter_bits(max(values)) for key, values in fields.items()}
-    widths["zp"] = bits  # two's complement: keep the sign bit
+    fixed = {"zp": bits}  # two's complement: keep the sign bit
+    a_width = max(mem.addrwidth for mem in a_mems)
+    if pauses - {len(jobs) - 1}:
+        fields["pause"] = [int(index in pauses) for index in range(len(jobs))]
+    if windowed:
+        window_fields, window_widths = patch_fields(
+            [job.a_window for job in jobs],
+            [job.k for job in jobs],
+            fields.pop("a_base"),
+            address_bits=a_width,
+        )
+        fields |= window_fields
+        fixed |= window_widths
+    widths = {key: fixed.get(key, counter_bits(max(values))) for key, values in fields.items()}
     words = []
     for index in range(len(jobs)):
         word, offset = 0, 0
@@ -258,7 +315,7 @@ def make_tiled_matmul(
             word |= values[index] << offset
             offset += widths[key]
         words.append(word)
-    job_bits = _counter_bits(len(jobs) - 1)
+    job_bits = counter_bits(len(jobs) - 1)
     job = pyrtl.Register(job_bits, name=f"{name}_job")
     descriptor = pyrtl.RomBlock(
         sum(widths.values()), job_bits, words, name=f"{name}_jobs", pad_with_zeros=True
@@ -273,14 +330,11 @@ def make_tiled_matmul(
     busy = pyrtl.Register(1, name=f"{name}_running")
     fin = pyrtl.Register(1, name=f"{name}_fin")
     load = pyrtl.Register(1, name=f"{name}_load")
-    wait = pyrtl.Register(_counter_bits(max(gap, *fields["wait"])), name=f"{name}_wait")
+    wait = pyrtl.Register(counter_bits(max(gap, *fields["wait"])), name=f"{name}_wait")
     kk = pyrtl.Register(widths["k_m1"], name=f"{name}_kk")
     nt = pyrtl.Register(widths["nt_m1"], name=f"{name}_nt")
     mt = pyrtl.Register(widths["mt_m1"], name=f"{name}_mt")
-    ncol = pyrtl.Register(_counter_bits(max(fields["n"]) + cols), name=f"{name}_ncol")
-    a_width = max(mem.addrwidth for mem in a_mems)
-    a_addr = pyrtl.Register(a_width, name=f"{name}_a_addr")
-    a_tile = pyrtl.Register(a_width, name=f"{name}_a_tile")
+    ncol = pyrtl.Register(counter_bits(max(fields["n"]) + cols), name=f"{name}_ncol")
     b_addr = pyrtl.Register(max(mem.addrwidth for mem in b_mems), name=f"{name}_b_addr")
 
     idle = ~busy
@@ -294,28 +348,46 @@ def make_tiled_matmul(
     next_m = tile_end & nt_end & ~mt_end
     job_end = tile_end & nt_end & mt_end
     last_job = job == len(jobs) - 1
+    stop = last_job | rom["pause"] if "pause" in rom else last_job
     done = busy & fin & ~waiting
     reload = go | load
 
-    a_next = _pick(a_addr, (reload, rom["a_base"]), (next_n, a_tile), (feeding, a_addr + 1))
-    a_addr.next <<= a_next
-    a_tile.next <<= _pick(a_tile, (reload, rom["a_base"]), (next_m, a_addr + 1))
-    b_next = _pick(b_addr, (reload, rom["b_base"]), (next_m, rom["b_base"]), (feeding, b_addr + 1))
+    if windowed:
+        patches = make_patch_addresses(
+            rom,
+            reload=reload,
+            step=feeding & ~tile_end,
+            repeat=next_n,
+            advance=next_m,
+            address_bits=a_width,
+            name=f"{name}_a",
+        )
+        a_addr, a_next = patches.address, patches.address_next
+    else:
+        a_addr = pyrtl.Register(a_width, name=f"{name}_a_addr")
+        a_tile = pyrtl.Register(a_width, name=f"{name}_a_tile")
+        a_next = pick(a_addr, (reload, rom["a_base"]), (next_n, a_tile), (feeding, a_addr + 1))
+        a_addr.next <<= a_next
+        a_tile.next <<= pick(a_tile, (reload, rom["a_base"]), (next_m, a_addr + 1))
+    b_next = pick(b_addr, (reload, rom["b_base"]), (next_m, rom["b_base"]), (feeding, b_addr + 1))
     b_addr.next <<= b_next
-    kk.next <<= _pick(kk, (tile_end, 0), (feeding, kk + 1))
-    nt.next <<= _pick(nt, (next_n, nt + 1), (tile_end, 0))
-    mt.next <<= _pick(mt, (next_m, mt + 1), (job_end, 0))
-    ncol.next <<= _pick(ncol, (next_n, ncol + cols), (tile_end, 0))
-    job.next <<= _pick(job, (job_end & ~last_job, job + 1), (done, 0))
-    wait.next <<= _pick(wait, (job_end, gap), (tile_end, rom["wait"]), (waiting, wait - 1))
-    busy.next <<= _pick(busy, (go, 1), (done, 0))
-    fin.next <<= _pick(fin, (job_end & last_job, 1), (done, 0))
-    load.next <<= job_end & ~last_job
+    kk.next <<= pick(kk, (tile_end, 0), (feeding, kk + 1))
+    nt.next <<= pick(nt, (next_n, nt + 1), (tile_end, 0))
+    mt.next <<= pick(mt, (next_m, mt + 1), (job_end, 0))
+    ncol.next <<= pick(ncol, (next_n, ncol + cols), (tile_end, 0))
+    job.next <<= pick(job, (job_end & ~last_job, job + 1), (job_end, 0))
+    wait.next <<= pick(wait, (job_end, gap), (tile_end, rom["wait"]), (waiting, wait - 1))
+    busy.next <<= pick(busy, (go, 1), (done, 0))
+    fin.next <<= pick(fin, (job_end & stop, 1), (done, 0))
+    load.next <<= job_end & ~stop
 
     # Edges: read one packed word per operand and subtract the zero point. The operands enter
     # the array at their own width (bits + 1 and bits); each PE widens only its product.
     a_word = _read_operand(a_mems, a_addr, a_next, rom["a_sel"], f"{name}_a")
     b_word = _read_operand(b_mems, b_addr, b_next, rom["b_sel"], f"{name}_b")
+    if windowed:
+        # Padding reads as the zero point in every lane, so that it enters the array as 0.
+        a_word = pyrtl.select(patches.padding, pyrtl.concat_list([rom["zp"]] * rows), a_word)
     a_edge = [a_word[i * bits : (i + 1) * bits] for i in range(rows)]
     if any(fields["zp"]):
         zero_point = rom["zp"].sign_extended(bits + 1)
@@ -324,7 +396,7 @@ def make_tiled_matmul(
 
     # Drain controller: a tile's column 0 is complete `rows` cycles after its last element
     # entered the corner; the tags of the tile wait in `pending` until then.
-    drain_col = pyrtl.Register(_counter_bits(cols - 1), name=f"{name}_drain_col")
+    drain_col = pyrtl.Register(counter_bits(cols - 1), name=f"{name}_drain_col")
     results = make_systolic_array(
         a_edge,
         b_edge,
@@ -335,14 +407,16 @@ def make_tiled_matmul(
         min_period=min(tile_period(job.k, rows=rows, cols=cols) for job in jobs),
         name=f"{name}_sa",
     )
-    tags = {
-        "job": job,
-        "mt": mt,
-        "ncol": ncol,
-        "n": rom["n"],
-    }
+    # A tag that cannot change (one job; one row tile in every job) is a constant, so that
+    # no register or named wire is left unread (Verilator's UNUSEDSIGNAL) when the sink
+    # ignores it.
+    tags = {"ncol": ncol, "n": rom["n"]}
+    if len(jobs) > 1:
+        tags["job"] = job
+    if any(fields["mt_m1"]):
+        tags["mt"] = mt
     if has_bias:
-        tags["bias"] = (rom["bias_base"] + ncol)[: _counter_bits(len(bias_words) - 1)]
+        tags["bias"] = (rom["bias_base"] + ncol)[: counter_bits(len(bias_words) - 1)]
     pulse = tile_end
     for stage in range(rows - 1):
         reg = pyrtl.Register(1, name=f"{name}_drain_go_d{stage + 1}")
@@ -356,12 +430,12 @@ def make_tiled_matmul(
         tags = pending
     active = pyrtl.Register(1, name=f"{name}_drain_active")
     active.next <<= pulse | (active & (drain_col != cols - 1))
-    drain_col.next <<= _pick(drain_col, (pulse, 0), (active, drain_col + 1))
+    drain_col.next <<= pick(drain_col, (pulse, 0), (active, drain_col + 1))
     drained = {}
     for key, wire in tags.items():
         drained[key] = pyrtl.Register(len(wire), name=f"{name}_drain_{key}")
         if key in ("ncol", "bias"):
-            drained[key].next <<= _pick(drained[key], (pulse, wire), (active, drained[key] + 1))
+            drained[key].next <<= pick(drained[key], (pulse, wire), (active, drained[key] + 1))
         else:
             drained[key].next <<= pyrtl.select(pulse, wire, drained[key])
 
@@ -390,8 +464,8 @@ def make_tiled_matmul(
         done=named(done, "done"),
         busy=named(busy, "busy"),
         valid=named(active & (drained["ncol"] < drained["n"]), "valid"),
-        job=named(drained["job"], "out_job"),
-        m_tile=named(drained["mt"], "out_m_tile"),
+        job=named(drained["job"], "out_job") if "job" in drained else pyrtl.Const(0),
+        m_tile=named(drained["mt"], "out_m_tile") if "mt" in drained else pyrtl.Const(0),
         column=named(drained["ncol"], "out_column"),
         values=tuple(named(result, f"out{i}") for i, result in enumerate(results)),
         value_bits=value_bits,

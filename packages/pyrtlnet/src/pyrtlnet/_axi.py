@@ -507,20 +507,16 @@ def _wrap(
     batches.next <<= pyrtl.select(sent, (batches + 1)[:AXI_DATA_BITS], batches)
 
     # Output beat: predictions (one byte per lane), then the logits' words as they are. The
-    # memories' read addresses come straight from registers (block-RAM style reads), so they
-    # are kept beside out_count rather than computed from it.
+    # design registers its read addresses (synchronous, block-RAM reads), so the wrapper gives
+    # it the next beat's addresses: the words of beat out_count are readable in its cycle.
     fields = plan.index_bits
     pred_bytes = pyrtl.concat_list(
         [core["pred_data"][i * fields : (i + 1) * fields].zero_extended(8) for i in range(lanes)]
     )
-    pred_addr = pyrtl.Register(len(core["pred_addr"]), "axi_pred_addr")
-    pred_addr.next <<= out_next[: len(pred_addr)]
-    core["pred_addr"] <<= pred_addr
+    core["pred_addr"] <<= out_next[: len(core["pred_addr"])]
     beat = pred_bytes
     if logits:
-        logit_addr = pyrtl.Register(len(core["out_addr"]), "axi_logit_addr")
-        logit_addr.next <<= (out_next - m_tiles)[: len(logit_addr)]
-        core["out_addr"] <<= logit_addr
+        core["out_addr"] <<= (out_next - m_tiles)[: len(core["out_addr"])]
         beat = pyrtl.select(out_count < m_tiles, pred_bytes, core["out_data"])
     else:
         core["out_addr"] <<= 0

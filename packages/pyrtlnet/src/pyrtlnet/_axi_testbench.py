@@ -59,7 +59,7 @@ _RESULT = re.compile(
 class AxiTestbenchFiles:
     """A written AXI testbench.
 
-    :param directory: holds ``design.v``, ``axi_testbench.cpp``, ``axi_regs.h`` and the data
+    :param directory: holds ``pyrtlnet_axi.v``, ``axi_testbench.cpp``, ``axi_regs.h`` and the data
         files; the executable runs there.
     :param design: the exported wrapper (module ``pyrtlnet_axi``).
     :param images: real images in the good frames.
@@ -143,7 +143,7 @@ def write_axi_testbench(
     :param seed: seed of the testbench's random stalls and malformed frames' bytes.
     :param malformed: also send a too-short frame after the first good frame and a too-long one
         after the second (or after the first, with one good frame).
-    :param header: comment lines for the top of ``design.v``.
+    :param header: comment lines for the top of ``pyrtlnet_axi.v``.
     :returns: the paths written.
     :raises ValueError: on a bad ``stall`` or ``seed``, or beats wider than 64 bits.
     """
@@ -194,7 +194,7 @@ def write_axi_testbench(
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    design = out / "design.v"
+    design = out / f"{AXI_MODULE}.v"  # named after its module, as verilator -Wall wants
     export_verilog(axi.block, design, module_name=AXI_MODULE, header=header)
     (out / "axi_regs.h").write_text(_header())
     source = importlib.resources.files(__package__).joinpath(_SOURCE).read_text()
@@ -257,7 +257,7 @@ def _build(files: AxiTestbenchFiles, jobs: int) -> list[str]:
         "obj_dir",
         "-o",
         "Vaxi_testbench",
-        "design.v",
+        files.design.name,
         _SOURCE,
     ]
     _run(command, files.directory, "Verilator build")

@@ -20,11 +20,23 @@ their ``done``/``start``)::
                                         ▼             ▼ (last layer)
                       out_addr ──► act L ──► out_data  streaming argmax ──► pred ──► pred_data
 
-The sink registers each drained column (one cycle: the plan's ``SINK_LATENCY``), reads that
-column's requantization constants from a ROM, requantizes the ``R`` accumulators, and writes one
-packed word to the next layer's activation memory in the "A" layout, so the next job can read
-it. For the last layer it also keeps the columns of the current row tile in registers and, when
-the tile's last column arrives, writes the ``R`` argmax indices to the prediction memory.
+The sink registers each drained column, reads that column's requantization constants from a
+ROM (each job's packed for its own method, :func:`pyrtlnet.requant_method`: where an engine's
+jobs use two, as on the reference path, each value has one requantizer per method and the
+column's job picks the result), requantizes the ``R`` accumulators in a pipeline of
+``REQUANT_STAGES`` registers (``1 + REQUANT_STAGES`` cycles in all: the plan's
+``SINK_LATENCY``), and writes one packed word to the next layer's activation memory in the
+"A" layout, so the next job can read it. For the last layer it also keeps the columns of the
+current row tile in registers and, when the tile's last column arrives, writes the ``R`` argmax
+indices to the prediction memory.
+
+A convolutional model (shared architecture only) adds one window-reduce unit per pooling
+layer, reading activation memory ``l`` and writing ``l + 1``, and runs in stages: the engine
+pauses after each job a pooling layer follows, the unit starts in the engine's ``done`` cycle,
+and the unit's ``done`` continues the engine (a counter of the engine's runs tells which run
+a ``done`` ends). A convolution's job reads its input memory through the layer's window, and
+its row tile ``mt = t * positions + p`` lands at words ``mt * C_out + c``: the output grid in
+NHWC order, the layout the next layer reads (see :doc:`/pyrtlnet/convolution`).
 
 A cycle counter beside the engines measures every batch: the ``cycles`` output holds the number
 of cycles from the one that samples ``start`` to the one in which ``done`` is high, so a driver
@@ -47,15 +59,25 @@ from pyrtl_linalg import (
     make_argmax,
     make_requantize,
     make_tiled_matmul,
+    make_window_reduce,
     pack_a,
     pack_requant_constants,
+    requant_stage_points,
     requant_word_bits,
     unpack_a,
     unpack_requant_constants,
 )
 from qnn_ref import Model
 
-from ._plan import SINK_LATENCY, EnginePlan, Plan
+from ._plan import (
+    REDUCTIONS,
+    REQUANT_STAGES,
+    SINK_LATENCY,
+    EnginePlan,
+    Plan,
+    matmul_weights,
+    requant_method,
+)
 from ._validate import check_int
 
 __all__ = ["Design", "Port", "build_design"]
@@ -188,13 +210,19 @@ class Design:
         """``(address, word, care mask)`` of activation memory ``layer + 1`` holding ``y``.
 
         :param layer: the layer whose output ``y`` is (``0`` to ``len(model.layers) - 1``).
-        :param y: int8 ``[b, units]`` outputs of that layer for a batch of ``b`` images.
+        :param y: int8 outputs of that layer for a batch of ``b`` images, in LiteRT's shape
+            (``[b, H, W, C]`` for a convolution or pooling layer, ``[b, units]`` for
+            FULLY_CONNECTED; a grid may also be given flattened, ``[b, H * W * C]``).
         :returns: one triple per word of the ``b`` images' row tiles; lanes past ``b`` have
             mask 0 (they hold whatever the padding rows computed).
         """
         layer = check_int("layer", layer, low=0, high=len(self.model.layers) - 1)
         units = self.model.layers[layer].units
-        y = self._values(f"outputs of layer {layer}", y, (0, units))
+        shape = self.model.layers[layer].output_shape
+        y = np.asarray(y)
+        if y.ndim == 2 and len(shape) > 1 and y.shape[1] == units:  # a grid given flattened
+            y = y.reshape(len(y), *shape)
+        y = self._values(f"outputs of layer {layer}", y, (0, *shape)).reshape(len(y), units)
         words = pack_a(np.asarray(y, np.int64), rows=self.lanes)
         result = []
         for address, word in enumerate(words):
@@ -230,12 +258,14 @@ class Design:
         :param words: the memory's words by address (a simulator's ``inspect_mem``; missing
             addresses read as 0).
         :param count: images in the batch.
-        :returns: int8 ``[count, units]``.
+        :returns: int8 in LiteRT's shape of the layer's output: ``[count, H, W, C]`` for a
+            convolution or pooling layer (the grid's words are NHWC order), ``[count, units]``
+            for FULLY_CONNECTED.
         """
         layer = check_int("layer", layer, low=0, high=len(self.model.layers) - 1)
         units = self.model.layers[layer].units
         values = unpack_a(words, m=self._images(count), k=units, rows=self.lanes)
-        return values.astype(np.int8)
+        return values.astype(np.int8).reshape(count, *self.model.layers[layer].output_shape)
 
     def read_predictions(self, words: Mapping[int, int], count: int) -> np.ndarray:
         """The predictions of the first ``count`` images of a batch, from the prediction
@@ -249,13 +279,16 @@ class Design:
 
 
 def check_inputs(model: Model, q: np.ndarray) -> np.ndarray:
-    """``q`` as an array if it is quantized inputs for ``model``: int8 ``[N, in_features]``
-    with ``N >= 1``.
+    """``q`` as an int8 ``[N, in_features]`` array if it is quantized inputs for ``model``:
+    int8 ``[N, in_features]`` or, flattened here, ``[N, *shape]`` with the first layer's input
+    shape (``[N, H, W, C]`` for a convolutional model), ``N >= 1``.
 
     :raises ValueError: if it is not.
     """
     features = model.in_features
     q = np.asarray(q)
+    if q.ndim > 2 and q.shape[1:] == tuple(model.layers[0].input_shape):
+        q = q.reshape(len(q), features)
     if q.ndim != 2 or q.shape[1] != features or q.dtype != np.int8 or len(q) == 0:
         raise ValueError(
             f"quantized inputs must be an int8 array of shape [N, {features}] with N >= 1, "
@@ -266,6 +299,21 @@ def check_inputs(model: Model, q: np.ndarray) -> np.ndarray:
 
 def _addr_bits(words: int) -> int:
     return max(1, (words - 1).bit_length())
+
+
+def _registered(wire: pyrtl.WireVector, name: str) -> pyrtl.Register:
+    """``wire`` one cycle later, in a register of its own ``name``: a read address that makes
+    its memory's read synchronous (block RAM on an FPGA)."""
+    reg = pyrtl.Register(len(wire), name=name)
+    reg.next <<= wire
+    return reg
+
+
+def _delayed(wire: pyrtl.WireVector, cycles: int, name: str) -> pyrtl.WireVector:
+    """``wire`` ``cycles`` cycles later, through registers ``name_d1`` .. ``name_d<cycles>``."""
+    for i in range(1, cycles + 1):
+        wire = _registered(wire, f"{name}_d{i}")
+    return wire
 
 
 def _select(index: pyrtl.WireVector, values: list[int], name: str) -> pyrtl.WireVector:
@@ -280,12 +328,13 @@ def _select(index: pyrtl.WireVector, values: list[int], name: str) -> pyrtl.Wire
 
 
 def _requant_words(plan: Plan, engine: EnginePlan) -> list[int]:
-    """The engine's requantization-constant ROM: one word per column of each job, in order."""
-    method = plan.requant_method
+    """The engine's requantization-constant ROM: one word per column of each job, in order,
+    each packed in its own job's method's layout (:func:`requant_method`)."""
     words: list[int] = []
     for index in engine.layers:
         layer = plan.model.layers[index]
-        lo, hi = layer.activation_range
+        method = requant_method(layer, plan.rounding)
+        lo, hi = layer.output_range(plan.rounding)
         common = {"zero_point": layer.output_zero_point, "lo": lo, "hi": hi}
         if method == "float32":
             significand, exponent = float32_scale_fields(layer.float_scales())
@@ -310,7 +359,9 @@ def _sink(
 ) -> None:
     """Requantize the engine's drain stream into the next activation memories (see module)."""
     jobs = len(engine.layers)
-    units = [plan.model.layers[i].units for i in engine.layers]
+    # A job's result has one column per output channel; row tile mt (an image tile, or for a
+    # convolution one window position of one) goes to words mt * units .. mt * units + units - 1.
+    units = [matmul_weights(plan.model.layers[i]).shape[1] for i in engine.layers]
     # Stage 1 registers the drained column with the addresses it needs, so that every memory
     # in the sink is read and written from registers (synchronous, block-RAM friendly).
     valid = pyrtl.Register(1, name=f"{name}_valid")
@@ -324,7 +375,7 @@ def _sink(
     constants = _requant_words(plan, engine)
     constant_address = pyrtl.Register(_addr_bits(len(constants)), name=f"{name}_constant_address")
     row_start = 0
-    if plan.m_tiles > 1:
+    if plan.m_tiles > 1 or any(plan.windows[i] is not None for i in engine.layers):
         row_start = stream.m_tile * _select(stream.job, units, f"{name}_row_words")
     address.next <<= (row_start + stream.column)[: len(address)]
     constant_base = _select(stream.job, list(engine.constant_bases), f"{name}_constant_base")
@@ -335,20 +386,37 @@ def _sink(
         reg.next <<= wire
         values.append(reg)
 
-    method = plan.requant_method
+    job_methods = [requant_method(plan.model.layers[i], plan.rounding) for i in engine.layers]
+    methods = list(dict.fromkeys(job_methods))
     rom = pyrtl.RomBlock(
-        requant_word_bits(method),
+        max(requant_word_bits(method) for method in methods),
         len(constant_address),
         constants,
         name=f"{name}_constants",
         pad_with_zeros=True,
     )
-    fields = unpack_requant_constants(rom[constant_address], method=method)
-    outputs = []
-    for value in values:
-        # LiteRT's int32 accumulator wraps: keeping the low 32 bits is that wrap.
-        acc = value.truncate(_ACC_BITS) if len(value) > _ACC_BITS else value
-        outputs.append(make_requantize(acc, method=method, **fields))
+    constant_word = rom[constant_address]
+    # The requantizers take REQUANT_STAGES cycles (pipelined, padded to that latency); the
+    # write's enable, address and job follow them through as many registers.
+    valid = _delayed(valid, REQUANT_STAGES, f"{name}_valid")
+    if job is not None:
+        job = _delayed(job, REQUANT_STAGES, f"{name}_job")
+    address = _delayed(address, REQUANT_STAGES, f"{name}_address")
+    # One requantizer per method per value; where the jobs use several, the job picks one.
+    results = [
+        _requantizers(
+            values, constant_word, method, f"{name}_{method}" if len(methods) > 1 else name
+        )
+        for method in methods
+    ]
+    outputs = results[0]
+    if len(methods) > 1:
+        assert job is not None, "the jobs of one layer share one method"
+        chosen = _select(job, [methods.index(m) for m in job_methods], f"{name}_method")
+        outputs = [
+            pyrtl.mux(chosen, *alternatives, default=alternatives[0])
+            for alternatives in zip(*results, strict=True)
+        ]
     word = pyrtl.concat_list(outputs)
 
     for j, index in enumerate(engine.layers):
@@ -357,6 +425,103 @@ def _sink(
         memory[address[: memory.addrwidth]] <<= pyrtl.MemBlock.EnabledWrite(word, enable)
         if index == len(plan.model.layers) - 1:
             _argmax(plan, outputs, enable, stream, predictions, name)
+
+
+def _requantizers(
+    values: list[pyrtl.WireVector], constant_word: pyrtl.WireVector, method: str, name: str
+) -> list[pyrtl.WireVector]:
+    """One ``method`` requantizer per drained value, its constants unpacked from the low bits
+    of ``constant_word``, each result ``REQUANT_STAGES`` cycles after its value (pipelined,
+    then padded to that latency)."""
+    bits = requant_word_bits(method)
+    word = constant_word if len(constant_word) == bits else constant_word[:bits]
+    fields = unpack_requant_constants(word, method=method)
+    stages = min(REQUANT_STAGES, len(requant_stage_points(method)))
+    outputs = []
+    for i, value in enumerate(values):
+        # LiteRT's int32 accumulator wraps: keeping the low 32 bits is that wrap.
+        acc = value.truncate(_ACC_BITS) if len(value) > _ACC_BITS else value
+        result = make_requantize(acc, method=method, stages=stages, **fields)
+        outputs.append(_delayed(result, REQUANT_STAGES - stages, f"{name}_result{i}"))
+    return outputs
+
+
+def _job(
+    plan: Plan,
+    index: int,
+    activations: list[pyrtl.MemBlock],
+    weights: pyrtl.MemBlock,
+    base: int,
+) -> MatmulJob:
+    """Layer ``index``'s matrix product: its input memory times its :func:`matmul_weights`;
+    a convolution reads its input memory through the layer's window (one patch per row)."""
+    layer = plan.model.layers[index]
+    b = matmul_weights(layer)
+    window = plan.windows[index]
+    return MatmulJob(
+        m=plan.batch_size,
+        k=b.shape[0],
+        n=b.shape[1],
+        a=activations[index],
+        b=weights,
+        b_base=base,
+        a_zero_point=layer.input_zero_point,
+        bias=layer.bias,
+        **({} if window is None else {"a_window": window}),
+    )
+
+
+def _stages(
+    plan: Plan,
+    engine: EnginePlan,
+    stream: TiledMatmul,
+    start: pyrtl.WireVector,
+    engine_start: pyrtl.WireVector,
+    activations: list[pyrtl.MemBlock],
+    busy: list[pyrtl.WireVector],
+) -> pyrtl.WireVector:
+    """Chain the engine's runs and one window-reduce unit per pooling layer in layer order,
+    each stage started in the cycle its predecessor raises ``done``; returns the last ``done``.
+
+    The engine raises ``done`` after each run (its ``pause_after`` jobs and its last); a
+    counter of runs tells which run just ended. Each unit reads activation memory ``l`` and
+    writes ``l + 1``; its busy flag joins ``busy``.
+    """
+    runs = len(engine.segments)
+    ends = [stream.done]
+    if runs > 1:
+        run = pyrtl.Register(max(1, (runs - 1).bit_length()), name="e0_run")
+        following = pyrtl.select(run == runs - 1, 0, (run + 1)[: len(run)])
+        run.next <<= pyrtl.select(stream.done, following, run)
+        ends = [stream.done & (run == r) for r in range(runs)]
+    go, starts, next_run = start, [], 0
+    for index, layer in enumerate(plan.model.layers):
+        if type(layer) in REDUCTIONS:
+            window = plan.windows[index]
+            assert window is not None
+            clamp = layer.output_range(plan.rounding)
+            unit = make_window_reduce(
+                activations[index],
+                activations[index + 1],
+                window,
+                go,
+                op=REDUCTIONS[type(layer)],
+                grids=plan.batch_size,
+                lanes=plan.lanes,
+                clamp=None if clamp == (-128, 127) else clamp,
+                name=f"pool{index}",
+            )
+            go = unit.done
+            busy.append(unit.busy)
+        elif next_run < runs and index == engine.segments[next_run][0]:
+            starts.append(go)
+            go = ends[next_run]
+            next_run += 1
+    either = starts[0]
+    for wire in starts[1:]:
+        either = either | wire
+    engine_start <<= either
+    return go
 
 
 def _argmax(
@@ -370,11 +535,12 @@ def _argmax(
     """Streaming argmax of the last layer: columns of a row tile arrive in increasing order, so
     the first ``n - 1`` wait in registers and the last one completes every lane's vector.
     ``outputs`` and ``enable`` are a sink-latency behind the stream, as are the column and row
-    tile registered here."""
-    column = pyrtl.Register(len(stream.column), name=f"{name}_column")
-    column.next <<= stream.column
-    m_tile = pyrtl.Register(len(stream.m_tile), name=f"{name}_m_tile")
-    m_tile.next <<= stream.m_tile
+    tile delayed here."""
+    column = _delayed(stream.column, SINK_LATENCY, f"{name}_column")
+    m_tile = stream.m_tile
+    if len(m_tile) > predictions.addrwidth:  # a convolution's row tiles count positions too
+        m_tile = m_tile[: predictions.addrwidth]
+    m_tile = _delayed(m_tile, SINK_LATENCY, f"{name}_m_tile")
     classes = plan.model.num_classes
     held = []
     for c in range(classes - 1):
@@ -390,7 +556,7 @@ def _argmax(
     ]
     word = pyrtl.concat_list([index.zero_extended(plan.index_bits) for index in indices])
     last = enable & (column == classes - 1)
-    predictions[m_tile[: predictions.addrwidth]] <<= pyrtl.MemBlock.EnabledWrite(word, last)
+    predictions[m_tile] <<= pyrtl.MemBlock.EnabledWrite(word, last)
 
 
 def _cycle_counter(
@@ -442,10 +608,12 @@ def build_design(plan: Plan) -> Design:
         activations[0][in_addr] <<= pyrtl.MemBlock.EnabledWrite(in_data, in_we)
         out_addr = pyrtl.Input(activations[-1].addrwidth, "out_addr")
         pred_addr = pyrtl.Input(predictions.addrwidth, "pred_addr")
+        # The host reads through registered addresses, as every other read port does: a
+        # synchronous read that yosys maps to block RAM, one cycle of read latency.
         out_data = pyrtl.Output(lanes_bits, "out_data")
-        out_data <<= activations[-1][out_addr]
+        out_data <<= activations[-1][_registered(out_addr, "out_read_addr")]
         pred_data = pyrtl.Output(predictions.bitwidth, "pred_data")
-        pred_data <<= predictions[pred_addr]
+        pred_data <<= predictions[_registered(pred_addr, "pred_read_addr")]
 
         go = start
         busy = []
@@ -459,29 +627,27 @@ def build_design(plan: Plan) -> Design:
                 pad_with_zeros=True,
             )
             jobs = [
-                MatmulJob(
-                    m=plan.batch_size,
-                    k=plan.model.layers[index].in_features,
-                    n=plan.model.layers[index].units,
-                    a=activations[index],
-                    b=weights,
-                    b_base=base,
-                    a_zero_point=plan.model.layers[index].input_zero_point,
-                    bias=plan.model.layers[index].bias,
-                )
+                _job(plan, index, activations, weights, base)
                 for index, base in zip(engine.layers, engine.weight_bases, strict=True)
             ]
+            staged = bool(plan.reduce_layers)
+            engine_start = pyrtl.WireVector(1, name=f"{name}_start") if staged else go
+            pauses = {"pause_after": engine.pause_after} if engine.pause_after else {}
             stream = make_tiled_matmul(
                 jobs,
-                go,
+                engine_start,
                 rows=engine.rows,
                 cols=engine.cols,
                 sink_latency=SINK_LATENCY,
                 name=f"{name}_mm",
+                **pauses,
             )
             _sink(plan, engine, stream, activations, predictions, f"{name}_sink")
-            go = stream.done
             busy.append(stream.busy)
+            if staged:
+                go = _stages(plan, engine, stream, go, engine_start, activations, busy)
+            else:
+                go = stream.done
         done = pyrtl.Output(1, "done")
         done <<= go
         # Engine l + 1 starts in engine l's done cycle, so some engine is busy from the cycle
@@ -502,8 +668,8 @@ def build_design(plan: Plan) -> Design:
         "pred_addr": "read address of the prediction memory",
         "done": "high for one cycle when every result is readable",
         "cycles": "cycles from the last start to its done",
-        "out_data": "the word at out_addr (asynchronous read)",
-        "pred_data": "the word at pred_addr (asynchronous read)",
+        "out_data": "the word at out_addr one clock edge earlier (synchronous read)",
+        "pred_data": "the word at pred_addr one clock edge earlier (synchronous read)",
     }
     return Design(
         plan=plan,

@@ -140,13 +140,15 @@ def plan_from_arguments(args: argparse.Namespace, model: Model | None = None) ->
 
 
 def _describe(plan: Plan) -> str:
-    """One line naming the model and configuration (also the top comment of ``design.v``)."""
-    sizes = "-".join(str(w) for w in plan.widths)
+    """One line naming the model and configuration (also the top comment of ``pyrtlnet.v``)."""
+    layers = plan.model.layers
+    shapes = (layers[0].input_shape, *(layer.output_shape for layer in layers))
+    sizes = "-".join("x".join(map(str, shape)) for shape in shapes)
     if plan.architecture == "shared":
         engine = plan.engines[0]
-        arrays = (
-            f"one {engine.rows}x{engine.cols} array shared by {len(plan.engines[0].layers)} layers"
-        )
+        arrays = f"one {engine.rows}x{engine.cols} array shared by {len(engine.layers)} layers"
+        if plan.reduce_layers:
+            arrays += f" and {len(plan.reduce_layers)} window-reduce units for pooling"
     else:
         arrays = (
             "one array per layer (" + ", ".join(f"{e.rows}x{e.cols}" for e in plan.engines) + ")"
@@ -191,8 +193,8 @@ def _verilog(args: argparse.Namespace, out: TextIO) -> int:
         f"expected values: "
         f"qnn-ref golden (LiteRT, {plan.rounding})",
         f"run it:    pyrtlnet verilate (same options), or by hand in {files.directory}:",
-        "           verilator --binary -j 2 --top-module testbench testbench.v design.v && "
-        "obj_dir/Vtestbench",
+        "           verilator --binary -j 2 --top-module testbench testbench.v "
+        f"{files.design.name} && obj_dir/Vtestbench",
     ]
     print("\n".join(lines[1:2] if args.quiet else lines), file=out)
     return 0
@@ -237,7 +239,7 @@ def _verilog_axi(args: argparse.Namespace, out: TextIO) -> int:
         f"qnn-ref golden (LiteRT, {plan.rounding})",
         f"run it:    pyrtlnet verilate --axi (same options), or by hand in {files.directory}:",
         f"           verilator --cc --exe --build --top-module {AXI_MODULE} -o Vaxi_testbench "
-        "design.v axi_testbench.cpp && obj_dir/Vaxi_testbench",
+        f"{files.design.name} axi_testbench.cpp && obj_dir/Vaxi_testbench",
     ]
     print("\n".join(lines[1:2] if args.quiet else lines), file=out)
     return 0
@@ -348,7 +350,7 @@ def add_hardware_commands(commands: "argparse._SubParsersAction[argparse.Argumen
         _verilog,
         help="write the hardware as Verilog, with a self-checking testbench",
         description="Write the inference hardware for a model and configuration as one Verilog "
-        "module (design.v, ports documented at its top) and a testbench (testbench.v and .hex "
+        "module (pyrtlnet.v, ports documented at its top) and a testbench (testbench.v and .hex "
         "files) that runs the chosen test images through it and checks every layer's outputs "
         "and every prediction against qnn-ref's golden values.",
     )
@@ -373,7 +375,7 @@ def add_hardware_commands(commands: "argparse._SubParsersAction[argparse.Argumen
         type=Path,
         default=Path("pyrtlnet-verilog"),
         metavar="DIR",
-        help="directory for design.v, testbench.v and the .hex files (default %(default)s)",
+        help="directory for pyrtlnet.v, testbench.v and the .hex files (default %(default)s)",
     )
     verilate.add_argument(
         "--output",

@@ -6,6 +6,10 @@ whole batches through it. Because every batch is independent and the hardware re
 after each one, the result is the same as one accelerator running every batch in order: only
 faster.
 
+While the workers build (seconds each for a large array, before any image finishes) the
+parent can report how many are ready: ``run_parallel(..., building=...)`` is called twice a
+second with that count until every worker has built.
+
 Interrupting (Ctrl-C, or any exception in the parent) terminates every worker at once: workers
 ignore ``SIGINT`` themselves, so only the parent decides, and the cleanup runs with ``SIGINT``
 masked so that a second Ctrl-C cannot leave workers behind. A worker that dies (killed, out of
@@ -19,9 +23,10 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -37,12 +42,16 @@ __all__ = ["ParallelResult", "default_jobs", "run_parallel"]
 #: Images per task handed to a worker at most: small enough that the progress bar moves.
 _CHUNK_IMAGES = 200
 
+#: Seconds between two reports of the build phase (``building``).
+_POLL_SECONDS = 0.5
+
 # The worker's own state: the plan it was started with, and the accelerator it builds from it
 # on its first chunk (building in the first task, not in the initializer, lets a failure reach
 # the parent as that task's own exception).
 _plan: Plan | None = None
 _simulator = "compiled"
 _accelerator: Accelerator | None = None
+_built: Any = None  # a multiprocessing.Value counting the workers that have built
 
 
 def default_jobs() -> int:
@@ -66,10 +75,10 @@ class ParallelResult(InferenceResult):
     build_seconds: float = 0.0
 
 
-def _start_worker(plan: Plan, simulator: str) -> None:
-    global _plan, _simulator
+def _start_worker(plan: Plan, simulator: str, built: Any) -> None:
+    global _plan, _simulator, _built
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _plan, _simulator = plan, simulator
+    _plan, _simulator, _built = plan, simulator, built
 
 
 def _run_chunk(task: tuple[int, np.ndarray]) -> tuple[int, InferenceResult, float]:
@@ -77,6 +86,8 @@ def _run_chunk(task: tuple[int, np.ndarray]) -> tuple[int, InferenceResult, floa
     if _accelerator is None:
         assert _plan is not None, "worker used before it was started"
         _accelerator = Accelerator(build_design(_plan), simulator=_simulator)
+        with _built.get_lock():
+            _built.value += 1
     first, q = task
     return first, _accelerator.run(q), _accelerator.build_seconds
 
@@ -101,6 +112,7 @@ def run_parallel(
     jobs: int,
     simulator: str = "compiled",
     progress: Callable[[int], None] | None = None,
+    building: Callable[[int], None] | None = None,
 ) -> ParallelResult:
     """Run quantized inputs through ``jobs`` worker processes, each simulating ``plan``'s design.
 
@@ -110,6 +122,8 @@ def run_parallel(
     :param jobs: worker processes (at most one per chunk of batches is started).
     :param simulator: the PyRTL simulator each worker uses (see :class:`pyrtlnet.Accelerator`).
     :param progress: called with the number of images finished so far, after every chunk.
+    :param building: called with the number of workers that have built their simulation (0 at
+        first), every half second until all have (last with :attr:`ParallelResult.workers`).
     :returns: the outputs of all ``N`` images, in order, as one accelerator would give them.
     :raises ValueError: if ``q`` is not int8 ``[N, in_features]`` with ``N >= 1``.
     :raises KeyboardInterrupt: after terminating every worker, if interrupted.
@@ -130,20 +144,30 @@ def run_parallel(
     # TensorFlow in tests).
     context = multiprocessing.get_context("spawn")
     before = set(multiprocessing.active_children())
+    built = context.Value("i", 0)
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=_start_worker,
-        initargs=(plan, simulator),
+        initargs=(plan, simulator, built),
     )
     try:
-        for future in as_completed([pool.submit(_run_chunk, task) for task in tasks]):
-            first, part, seconds = future.result()
-            parts[first] = part
-            build_seconds = max(build_seconds, seconds)
-            done += len(part.predictions)
-            if progress is not None:
-                progress(done)
+        pending = {pool.submit(_run_chunk, task) for task in tasks}
+        ready = 0  # workers known to have built
+        while pending:
+            if building is not None and ready < workers:
+                ready = min(built.value, workers)
+                building(ready)
+            finished, pending = wait(pending, timeout=_POLL_SECONDS, return_when=FIRST_COMPLETED)
+            for future in finished:
+                first, part, seconds = future.result()
+                parts[first] = part
+                build_seconds = max(build_seconds, seconds)
+                done += len(part.predictions)
+                if progress is not None:
+                    progress(done)
+        if building is not None and ready < workers:
+            building(workers)  # the last builds finished between two reports
     except BaseException:
         with _sigint_masked():
             # The pool's own processes: the children started since it was created.

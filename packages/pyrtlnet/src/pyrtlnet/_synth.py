@@ -12,9 +12,10 @@ Three yosys flows, one yosys process each, all on the same flattened module:
   would carry the same timing through mapping, aborts in yosys 0.23 on designs with LUT RAMs.
 - ``synth_ice40``: LUT4, SB_CARRY, SB_DFF.., SB_RAM40_4K, SB_MAC16.
 
-PyRTL memories read asynchronously, so yosys maps most of them to LUT RAM, flip-flops or LUT
-logic; block RAM (synchronous read) is used only where yosys can absorb a register into the read
-address, as it can for some ROMs.
+Every memory of the design reads from a registered address, but these plain flows put only the
+weight ROMs into block RAM: yosys' ``opt_dff`` splits the shared activation address registers
+into flip-flops it cannot merge into the read ports, so activation memories become LUT RAM (or
+flip-flops and LUTs on iCE40). :func:`pyrtlnet.run_pnr`'s flow merges them first.
 
 yosys takes minutes to hours on the larger designs (the 16x16 array at batch 16 took over 40
 minutes for the three flows on a 2-core machine), so :func:`run_yosys` reports each flow as it
@@ -391,7 +392,7 @@ def run_yosys(
         where = Path(workdir) if workdir is not None else Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         if source is None:
-            source = (where / "design.v").resolve()
+            source = (where / f"{top}.v").resolve()
             export_verilog(design, source, module_name=top)
         results = {}
         for index, flow in enumerate(flows, start=1):

@@ -1,6 +1,6 @@
 """Build and run a generated testbench with Verilator or Icarus Verilog.
 
-Both simulators compile the same two files (``testbench.v`` and ``design.v``, see
+Both simulators compile the same two files (``testbench.v`` and ``pyrtlnet.v``, see
 :func:`~pyrtlnet._verilog.write_testbench`) and run with the testbench directory as the working
 directory, where the ``.hex`` stimulus lives. Verilator 5 builds a native executable with
 ``--binary`` (its ``--timing`` scheduler runs the testbench's delays); Icarus interprets, so it

@@ -3,7 +3,7 @@
 The testbench is generic: it only knows the design's top-level ports and the names of the
 memories it may look into, grouped in a :class:`TestbenchPorts`, and per batch a list of words to
 write through one write port and a list of (address, expected word, care mask) triples to read
-back through asynchronous read ports or straight out of internal memories (a hierarchical
+back through synchronous read ports or straight out of internal memories (a hierarchical
 reference such as ``dut.act1[addr]``, which changes nothing in the design). All stimulus and all
 expected values live in ``$readmemh`` files beside the testbench, so a simulator runs thousands
 of batches without any Python in the loop, and the expected values are whatever the caller
@@ -16,6 +16,9 @@ Timing, with every testbench action at a falling clock edge so nothing races the
     start ____________________|‾|____________________________________
     done  _____________________________________|‾|_________________
                               |<-- cycles ----->|  then read checks
+
+A read port's address is set at a falling edge and its word compared one rising edge later (the
+design registers the address: a synchronous, block-RAM read); a memory is read directly.
 
 ``cycles`` counts rising edges from the one that samples ``start`` up to the one after which
 ``done`` is first seen high: a design whose ``done`` rises right after the ``start`` edge takes 1.
@@ -57,7 +60,9 @@ __all__ = [
 ]
 
 #: File names inside a testbench directory; the simulator runs with that directory as cwd.
-DESIGN_FILE = "design.v"
+#: The design's file is named after its module (``<module>.v``, so ``pyrtlnet.v`` for the
+#: default name), as ``verilator -Wall`` expects (DECLFILENAME).
+DESIGN_FILE = "pyrtlnet.v"
 TESTBENCH_FILE = "testbench.v"
 TESTBENCH_TOP = "testbench"
 WRITES_FILE = "writes.hex"
@@ -81,11 +86,11 @@ class WritePort:
 
 @dataclasses.dataclass(frozen=True)
 class ReadPort:
-    """Names of an asynchronous read port at the design's top level.
+    """Names of a synchronous read port at the design's top level.
 
-    :param addr: address Input.
-    :param data: data Output, a combinational function of ``addr`` (PyRTL memories read
-        asynchronously, so the testbench reads one word per time step, no clock needed).
+    :param addr: address Input, sampled at the rising clock edge.
+    :param data: data Output: the word at the address sampled at the last rising edge (one
+        cycle of read latency, as a block RAM has; the testbench reads one word per cycle).
     """
 
     addr: str
@@ -147,7 +152,7 @@ class TestbenchFiles:
 
     :param directory: the directory; simulators run there because the testbench reads its
         ``.hex`` files by relative name.
-    :param design: the exported design (``design.v``).
+    :param design: the exported design (``<module>.v``).
     :param testbench: the testbench module (``testbench.v``, top module ``testbench``).
     :param images: number of images the stimulus covers (for reports).
     :param batches: number of batches.
@@ -173,8 +178,9 @@ def export_verilog(
 
     PyRTL's exporter keeps wire names, so the top-level ports are the design's PyRTL
     Inputs/Outputs plus ``clk`` and ``rst``; memories become ``reg`` arrays (of the same names)
-    read asynchronously and ROM contents become ``initial`` blocks (so synthesis maps them to
-    LUTs, not block RAM).
+    read through an ``assign`` from a registered address, and ROM contents become ``initial``
+    blocks: yosys merges the address register into the read port and maps the memory to block
+    RAM where that pays (see :func:`pyrtlnet.run_pnr`).
 
     :param design: a :class:`~pyrtlnet.Design`, or any PyRTL block; it is not modified.
     :param dest: a file path or an open text file.
@@ -185,12 +191,43 @@ def export_verilog(
     block = design.block if isinstance(design, Design) else design
     buffer = io.StringIO()
     pyrtl.output_to_verilog(buffer, add_reset=True, block=block, module_name=module_name)
+    order = ["clk", "rst", *design.ports] if isinstance(design, Design) else None
     comment = "".join(f"// {line}".rstrip() + "\n" for line in header.splitlines())
-    text = comment + _quiet_temporaries(buffer.getvalue())
+    text = comment + _quiet_temporaries(_ansi_ports(buffer.getvalue(), order))
     if isinstance(dest, str | os.PathLike):
         Path(dest).write_text(text)
     else:
         dest.write(text)
+
+
+#: PyRTL's exporter opens every file with this comment, which suggests a synthesis command
+#: unrelated to this project's flows.
+_STOCK_COMMENT = re.compile(r"// Generated automatically via PyRTL\n(//.*\n)*")
+
+#: The exporter's module line and the port declarations after it, one per line.
+_MODULE = re.compile(r"module (\w+)\(.*?\);\n((?:    (?:input|output)\b.*;\n)+)")
+
+#: One of those declarations: direction, optional ``[msb:0]``, name.
+_PORT = re.compile(r"    (input|output)(\[\d+:\d+\])? (\w+);")
+
+
+def _ansi_ports(verilog: str, order: Sequence[str] | None) -> str:
+    """PyRTL's module header (a port name list, then one declaration per port) rewritten as
+    one ANSI-style list, ``input [7:0] in_addr,`` and so on, in ``order`` (the design's
+    documented order after ``clk`` and ``rst``; PyRTL's own order when ``None``), without the
+    exporter's stock comment."""
+    verilog = _STOCK_COMMENT.sub("", verilog, count=1)
+    module = _MODULE.search(verilog)
+    assert module, "PyRTL's exporter writes one module header"
+    declared = {name: (kind, size) for kind, size, name in _PORT.findall(module[2])}
+    names = list(declared) if order is None else list(order)
+    assert sorted(names) == sorted(declared), "the order names every port once"
+    ports = ",\n".join(
+        f"    {declared[name][0]}{' ' + declared[name][1] if declared[name][1] else ''} {name}"
+        for name in names
+    )
+    header = f"module {module[1]} (\n{ports}\n);\n"
+    return verilog[: module.start()] + header + verilog[module.end() :]
 
 
 #: A declaration of one of PyRTL's unnamed temporaries, as its exporter writes it.
@@ -260,7 +297,7 @@ def _pack(fields: Sequence[tuple[int, int]]) -> int:
 
 def write_testbench(
     directory: str | os.PathLike[str],
-    block: pyrtl.Block,
+    block: Design | pyrtl.Block,
     batches: Sequence[BatchStimulus],
     *,
     images: int,
@@ -283,15 +320,17 @@ def write_testbench(
     to ``waveform.vcd``.
 
     :param directory: created if missing; existing files of the same names are replaced.
-    :param block: the design, with the ports named in ``ports``.
+    :param block: the design (a :class:`~pyrtlnet.Design` keeps its documented port order in
+        the Verilog), with the ports named in ``ports``.
     :param batches: the stimulus; at least one batch.
     :param images: number of images the batches carry, only for the report line.
     :param ports: the port names; default :class:`TestbenchPorts()`.
     :param module_name: Verilog module name of the design.
-    :param header: comment text for the top of ``design.v`` (see :func:`export_verilog`).
+    :param header: comment text for the top of the design's file (see :func:`export_verilog`).
     :param max_cycles: a batch whose ``done`` has not risen after this many cycles fails the run.
     :returns: the paths written.
     """
+    design, block = block, block.block if isinstance(block, Design) else block
     ports = TestbenchPorts() if ports is None else ports
     if not batches:
         raise ValueError("a testbench needs at least one batch")
@@ -355,12 +394,12 @@ def write_testbench(
     out.mkdir(parents=True, exist_ok=True)
     files = TestbenchFiles(
         directory=out,
-        design=out / DESIGN_FILE,
+        design=out / f"{module_name}.v",
         testbench=out / TESTBENCH_FILE,
         images=images,
         batches=len(batches),
     )
-    export_verilog(block, files.design, module_name=module_name, header=header)
+    export_verilog(design, files.design, module_name=module_name, header=header)
     (out / WRITES_FILE).write_text(_hex_lines(write_words, addr_bits + data_bits))
     for key, (a_bits, d_bits) in read_bits.items():
         if checks_per_batch[key]:
@@ -497,13 +536,15 @@ def _testbench_text(
         count = checks_per_batch[key]
         if key in ports.memories:
             what, addr, data = "memory", f"addr_{key}", f"dut.{ports.memories[key]}[addr_{key}]"
+            wait = "#1;"
         else:
             what, addr, data = "port", ports.reads[key].addr, ports.reads[key].data
+            wait = "@(posedge clk); #1;"  # the design samples the address at this edge
         lines += [
             f"                for (i = 0; i < {count}; i = i + 1) begin",
             f"                    {{{addr}, expect_{key}, mask_{key}}} = "
             f"checks_{key}[batch * {count} + i];",
-            "                    #1;",
+            f"                    {wait}",
             f"                    if (({data} & mask_{key}) !== (expect_{key} & mask_{key})) begin",
             "                        mismatches = mismatches + 1;",
             f"                        if (mismatches <= {MAX_REPORTED_MISMATCHES})",
@@ -574,6 +615,7 @@ def inference_batches(design: Design, expected: Outputs) -> list[BatchStimulus]:
     stimuli: list[tuple[list[tuple[int, int]], dict[str, list[tuple[int, int, int]]]]] = []
     for begin in range(0, count, size):
         images = expected.input[begin : begin + size]
+        images = images.reshape(len(images), -1)  # a CNN's [b, H, W, C] input, flattened
         padded = np.zeros((size, images.shape[1]), dtype=images.dtype)
         padded[: len(images)] = images
         checks = {
@@ -611,7 +653,7 @@ def write_inference_testbench(
     design's ``cycles`` counter equals the testbench's own count from ``start`` to ``done``.
     The design's header comment documents its ports and the cycle count of one batch.
 
-    :param directory: where ``design.v``, ``testbench.v`` and the ``.hex`` files go.
+    :param directory: where ``pyrtlnet.v``, ``testbench.v`` and the ``.hex`` files go.
     :param design: from :func:`pyrtlnet.build_design`.
     :param expected: golden values for the images to run (see :func:`inference_batches`).
     :param description: a first header line, e.g. the model and configuration.
@@ -621,7 +663,7 @@ def write_inference_testbench(
     header = "\n".join([description, *_port_doc(design)]).strip("\n")
     return write_testbench(
         directory,
-        design.block,
+        design,
         batches,
         images=expected.input.shape[0],
         ports=inference_ports(design),
@@ -631,7 +673,7 @@ def write_inference_testbench(
 
 
 def _port_doc(design: Design) -> list[str]:
-    """Header lines describing the top-level ports for readers of ``design.v``."""
+    """Header lines describing the top-level ports for readers of ``pyrtlnet.v``."""
     width = {name: port.bits for name, port in design.ports.items()}
     size, lanes = design.batch_size, design.lanes
     k, n = design.model.in_features, design.model.num_classes
@@ -651,10 +693,10 @@ def _port_doc(design: Design) -> list[str]:
         f"  cycles[{width['cycles']}]{' ' * (17 - len(str(width['cycles'])))}"
         "cycles from the last start to its done, counted by the design",
         f"  out_addr[{width['out_addr']}] -> out_data[{width['out_data']}]",
-        f"{pad}asynchronous read of the last layer's int8 outputs: word",
+        f"{pad}read of the last layer's int8 outputs, a cycle after the address: word",
         f"{pad}mt*{n} + c holds output c of the R images of row tile mt",
         f"  pred_addr[{width['pred_addr']}] -> pred_data[{width['pred_data']}]",
-        f"{pad}asynchronous read of the predictions: word mt holds the R",
+        f"{pad}read of the predictions, a cycle after the address: word mt holds the R",
         f"{pad}argmax indices of row tile mt, image i in the i-th lowest field",
         "The design returns to idle after done and runs the next batch without a reset.",
     ]

@@ -1,7 +1,9 @@
 """Run MNIST test images through gate-level int8 inference hardware simulated in PyRTL.
 
 Commands: `infer` runs images through the simulated hardware; `verilog`, `verilate` and `synth`
-export it, run it in a Verilog simulator and report its area; `serve` serves a local page where
+export it, run it in a Verilog simulator and report its area; `pnr` places and routes it on an
+iCE40 or ECP5 FPGA with open tools (the fpga extra); `explore` sweeps configurations
+through yosys on a Dask cluster (the explore extra); `serve` serves a local page where
 you draw a digit and watch LiteRT, NumPy and the hardware predict it (the web extra).
 
 `infer` builds the hardware for a model once (one systolic array shared by every layer, or one
@@ -35,9 +37,11 @@ from qnn_ref.clitools import (
 
 from ._accelerator import Accelerator, InferenceResult
 from ._design import build_design
+from ._explorecli import add_explore_command
 from ._hwcli import BATCH_HELP, add_design_arguments, add_hardware_commands, plan_from_arguments
 from ._parallel import default_jobs, run_parallel
 from ._plan import Plan
+from ._pnrcli import add_pnr_command
 from ._servecli import add_serve_command
 from ._synthcli import add_synth_command
 
@@ -57,7 +61,9 @@ _LARGE_VCD = 200_000_000
 def _describe(plan: Plan, simulator: str) -> str:
     if plan.architecture == "shared":
         engine = plan.engines[0]
-        arrays = f"{engine.rows}x{engine.cols} array shared by {len(plan.model.layers)} layers"
+        arrays = f"{engine.rows}x{engine.cols} array shared by {len(engine.layers)} layers"
+        if plan.reduce_layers:
+            arrays += f" and {len(plan.reduce_layers)} window-reduce units"
     else:
         sizes = ", ".join(f"{e.rows}x{e.cols}" for e in plan.engines)
         arrays = f"one array per layer ({sizes})"
@@ -74,6 +80,16 @@ def _cycles_line(plan: Plan, result: InferenceResult, build_seconds: float, work
         f"cycles: {plan.cycles_per_batch:,} per batch of {plan.batch_size} (start to done), "
         f"{per_image:,.1f} per image, {result.cycles:,} in all; {where} {build_seconds:.1f} s"
     )
+
+
+def _layers_line(plan: Plan) -> str:
+    """Each layer's cycles per batch and its use of the array (a convolutional model)."""
+    parts = []
+    for index, layer in enumerate(plan.model.layers):
+        share = plan.utilization[index]
+        use = "pooling unit" if index in plan.reduce_layers else f"{share:.0%} of the array"
+        parts.append(f"{index} {layer.op} {plan.layer_cycles[index]:,} ({use})")
+    return f"per layer, cycles per batch: {'; '.join(parts)}"
 
 
 class _Hardware:
@@ -99,7 +115,7 @@ class _Hardware:
         x: np.ndarray,
         *,
         rounding: Rounding,
-        progress: Callable[[int], None],
+        progress: Callable[..., None],
     ) -> Outputs:
         """Run the float32 images ``x`` through the hardware (quantized as LiteRT does)."""
         q = quantize_input(model, x, rounding=rounding)
@@ -108,9 +124,11 @@ class _Hardware:
             self.workers = max(1, min(self.jobs, batches // _BATCHES_PER_WORKER))
         if self.workers == 1:
             if self.accelerator is None:  # built once, however many runs stream through it
+                progress(0, "building the simulator")
                 self.accelerator = Accelerator(
                     build_design(self.plan), simulator=self.simulator, trace=self.vcd is not None
                 )
+                progress(0, "")
             accelerator = self.accelerator
             if self.partial is None:
                 self.result = accelerator.run(q, progress=progress)
@@ -121,7 +139,14 @@ class _Hardware:
             self.build_seconds = accelerator.build_seconds
         else:
             plan, simulator, workers = self.plan, self.simulator, self.workers
-            result = run_parallel(plan, q, jobs=workers, simulator=simulator, progress=progress)
+
+            def building(ready: int) -> None:
+                note = f"building simulators: {ready} of {workers} workers ready"
+                progress(0, note if ready < workers else "")
+
+            result = run_parallel(
+                plan, q, jobs=workers, simulator=simulator, progress=progress, building=building
+            )
             self.result, self.build_seconds = result, result.build_seconds
         return self.result.outputs
 
@@ -131,10 +156,13 @@ class _Hardware:
         if quiet:
             images = plural(len(self.result.predictions), "image")
             return [f"cycles: {self.result.cycles:,} for {images}"]
-        return [
+        lines = [
             _describe(self.plan, self.simulator),
             _cycles_line(self.plan, self.result, self.build_seconds, self.workers),
         ]
+        if any(window is not None for window in self.plan.windows):
+            lines.append(_layers_line(self.plan))
+        return lines
 
     def _warn_if_large(self, images: int) -> None:
         assert self.accelerator is not None
@@ -196,6 +224,8 @@ def _parser() -> ArgumentParser:
     _add_infer_command(commands)
     add_hardware_commands(commands)
     add_synth_command(commands)
+    add_pnr_command(commands)
+    add_explore_command(commands)
     _register(commands, add_serve_command(commands))
     return parser
 

@@ -19,7 +19,13 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from ._model import XNNPACK_MAX_SCALE, Rounding, check_rounding, quantize_multiplier
+from ._model import (
+    XNNPACK_MAX_SCALE,
+    Rounding,
+    activation_clamp,
+    check_rounding,
+    quantize_multiplier,
+)
 
 __all__ = [
     "Activation",
@@ -102,28 +108,22 @@ class _WindowLayer:
 
     @property
     def activation_range(self) -> tuple[int, int]:
-        """``(low, high)`` clamp of the int8 output for the fused activation."""
-        low = self.output_zero_point if self.activation != "NONE" else -128
-        high = 127
-        if self.activation == "RELU6":
-            six = math.floor(np.float32(6) / np.float32(self.output_scale) + 0.5)  # TfLiteRound
-            high = min(127, self.output_zero_point + six)
-        return max(low, -128), high
+        """``(low, high)`` clamp of the int8 output for the fused activation (TFLite's rule,
+        :func:`~qnn_ref.activation_clamp`)."""
+        return activation_clamp(self.activation, self.output_zero_point, self.output_scale)
 
     def output_range(self, rounding: Rounding) -> tuple[int, int]:
-        """The clamp of the int8 output as the kernel path ``rounding`` computes it.
-
-        XNNPACK quantizes the RELU6 bound itself, ``rint_half_even(f32(6 / s) + z)`` in
-        float32, where TFLite rounds ``6 / s`` half away from zero: they differ when ``6 / s``
-        is an exact tie (``s = 12`` with an even zero point, for example). Otherwise this is
-        :attr:`activation_range`.
+        """The clamp of the int8 output as the kernel path ``rounding`` computes it: XNNPACK,
+        for an op it runs, rounds a ReLU6 bound its own way (:func:`~qnn_ref.activation_clamp`).
         """
-        low, high = self.activation_range
-        if check_rounding(rounding) == "xnnpack" and self.on_xnnpack and self.activation == "RELU6":
-            bound = np.float32(6) / np.float32(self.output_scale)
-            bound = np.rint(bound + np.float32(self.output_zero_point))
-            high = int(min(max(bound, -128), 127))
-        return low, high
+        rounding = check_rounding(rounding)
+        xnnpack = rounding == "xnnpack" and self.on_xnnpack
+        return activation_clamp(
+            self.activation,
+            self.output_zero_point,
+            self.output_scale,
+            "xnnpack" if xnnpack else None,
+        )
 
     @property
     def macs(self) -> int:

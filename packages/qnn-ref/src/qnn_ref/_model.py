@@ -108,6 +108,31 @@ def quantize_multiplier(scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return multiplier, shift
 
 
+def activation_clamp(
+    activation: str, zero_point: int, scale: float, rounding: Rounding | None = None
+) -> tuple[int, int]:
+    """``(low, high)`` clamp of an int8 output for a fused activation.
+
+    ``RELU`` clamps at the zero point (a real zero); ``RELU6`` also at ``zero_point +
+    round(6 / scale)``, with TFLite's ``TfLiteRound`` (ties away from zero) in float32, capped
+    at 127. XNNPACK (``rounding="xnnpack"``, for an op it runs) quantizes the upper bound
+    itself, ``rint_half_even(f32(6 / s) + z)`` in float32: the two differ when ``6 / s`` is an
+    exact tie (``s = 12`` with an even zero point, for example).
+
+    :param activation: ``"NONE"``, ``"RELU"`` or ``"RELU6"``.
+    :param rounding: the kernel path, or ``None`` for TFLite's own rule.
+    """
+    low = zero_point if activation != "NONE" else -128
+    high = 127
+    if activation == "RELU6":
+        bound = np.float32(6) / np.float32(scale)
+        if rounding == "xnnpack":
+            high = int(min(max(np.rint(bound + np.float32(zero_point)), -128), 127))
+        else:
+            high = min(127, zero_point + math.floor(bound + 0.5))
+    return max(low, -128), high
+
+
 @dataclass(frozen=True, eq=False)
 class DenseLayer:
     """One int8 ``FULLY_CONNECTED`` layer: ``y = requantize(x @ weights + bias)``.
@@ -138,6 +163,13 @@ class DenseLayer:
     #: The bias tensor's scale as the file stores it, when the layer has one weight scale (the
     #: only case LiteRT checks it, see :meth:`litert_refusal`); ``None`` otherwise or unknown.
     bias_scale: float | None = None
+    #: Whether the fused ReLU is ReLU6 (it then also clamps at the int8 value of 6.0); needs
+    #: :attr:`relu`.
+    relu6: bool = False
+
+    def __post_init__(self) -> None:
+        if self.relu6 and not self.relu:
+            raise ValueError("a layer with relu6 must have relu too: ReLU6 is a clamped ReLU")
 
     @property
     def in_features(self) -> int:
@@ -165,12 +197,25 @@ class DenseLayer:
     def describe(self) -> str:
         """One line for a model summary, e.g. ``FULLY_CONNECTED 144 -> 18 RELU``."""
         text = f"{self.op} {self.in_features} -> {self.units}"
-        return f"{text} RELU" if self.relu else text
+        return f"{text} {self.activation}" if self.relu else text
+
+    @property
+    def activation(self) -> str:
+        """The fused activation: ``"NONE"``, ``"RELU"`` or ``"RELU6"``."""
+        return "RELU6" if self.relu6 else "RELU" if self.relu else "NONE"
 
     @property
     def activation_range(self) -> tuple[int, int]:
-        """``(low, high)`` clamp of the int8 output: a fused ReLU clamps at the zero point."""
-        return (self.output_zero_point if self.relu else -128, 127)
+        """``(low, high)`` clamp of the int8 output (:func:`activation_clamp`, TFLite's rule)."""
+        return activation_clamp(self.activation, self.output_zero_point, self.output_scale)
+
+    def output_range(self, rounding: Rounding) -> tuple[int, int]:
+        """The clamp of the int8 output as the kernel path ``rounding`` computes it
+        (:func:`activation_clamp`: XNNPACK rounds a ReLU6 bound its own way)."""
+        rounding = check_rounding(rounding)
+        return activation_clamp(
+            self.activation, self.output_zero_point, self.output_scale, rounding
+        )
 
     def double_scales(self) -> np.ndarray:
         """``s_in * s_w / s_out`` of every output channel, computed in double precision.
@@ -670,10 +715,10 @@ class _Reader:
         options, activation = self.options_and_activation(
             where, op, schema.BuiltinOptions.FullyConnectedOptions, "FullyConnectedOptions"
         )
-        if activation not in ("NONE", "RELU"):
+        if activation not in ("NONE", "RELU", "RELU6"):
             self.fail(
-                f"{where} has fused activation {activation}; only NONE and RELU are supported: "
-                "use ReLU or no activation"
+                f"{where} has fused activation {activation}; only NONE, RELU and RELU6 are "
+                "supported"
             )
         if options.weightsFormat != schema.FullyConnectedOptionsWeightsFormat.DEFAULT:
             self.fail(f"{where} has shuffled weights; export the model with default weights")
@@ -709,7 +754,8 @@ class _Reader:
             per_channel=len(scales) > 1,
             output_scale=output_scale,
             output_zero_point=output_zero_point,
-            relu=activation == "RELU",
+            relu=activation in ("RELU", "RELU6"),
+            relu6=activation == "RELU6",
             bias_scale=float(bias_scales[0])
             if len(scales) == 1 and len(bias_scales) == 1
             else None,

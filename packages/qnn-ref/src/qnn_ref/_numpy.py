@@ -324,7 +324,7 @@ def requantize(layer: DenseLayer, acc: np.ndarray, *, rounding: Rounding = "xnnp
     """
     acc = _wrap_int32(np.asarray(acc, dtype=np.int64))
     c = _constants(layer, check_rounding(rounding))
-    low, high = layer.activation_range
+    low, high = layer.output_range(rounding)
     # Every step after the first writes in place into a fresh array (never into ``acc``).
     if rounding == "xnnpack":
         scaled = acc.astype(np.float32)

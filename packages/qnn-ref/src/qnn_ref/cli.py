@@ -7,6 +7,7 @@ set shipped with qnn-ref, with the shipped 144-18-10 model unless --model says o
 
 import argparse
 import json
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import TextIO
@@ -209,12 +210,17 @@ def _info(args: argparse.Namespace, out: TextIO) -> int:
             ["layer", "operation", "in scale", "in zp", "weight scale", "out scale", "out zp"],
             rows,
             align="llrrlrr",
+            width=terminal.width(out),
         )
     )
     lines += [
         "",
-        "requantization multipliers (scale = M * 2**(shift - 31)) and int32 overflow (output "
-        "channels whose accumulator or requantization can leave int32 for some input):",
+        textwrap.fill(
+            "requantization multipliers (builtin and reference: the integer M of scale = "
+            "M * 2**(shift - 31); xnnpack: the float32 scale itself) and int32 overflow (output "
+            "channels whose accumulator or requantization can leave int32 for some input):",
+            terminal.width(out),
+        ),
     ]
     rows = []
     for layer in model.layers:
@@ -223,16 +229,19 @@ def _info(args: argparse.Namespace, out: TextIO) -> int:
         xnn = layer.float_scales()
         for rounding in ("builtin", "reference", "xnnpack"):
             m, shift = layer.integer_multipliers(rounding)
-            exact = (_span(m), _span(shift), "") if rounding != "xnnpack" else ("", "", "")
-            scale = _span(xnn, fmt=".9g") if rounding == "xnnpack" else ""
+            if rounding == "xnnpack":
+                multiplier, exponent = _span(xnn, fmt=".9g"), ""
+            else:
+                multiplier, exponent = _span(m), _span(shift)
             rows.append(
-                [f"layer{layer.index}", rounding, *exact[:2], scale, _overflow(layer, rounding)]
+                [f"layer{layer.index}", rounding, multiplier, exponent, _overflow(layer, rounding)]
             )
     lines.append(
         terminal.table(
-            ["layer", "path", "M", "shift", "float32 scale", "int32 overflow"],
+            ["layer", "path", "multiplier", "shift", "int32 overflow"],
             rows,
-            align="llrrrl",
+            align="llrrl",
+            width=terminal.width(out),
         )
     )
     facts = facts_path(model.path)

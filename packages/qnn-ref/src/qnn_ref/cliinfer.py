@@ -267,9 +267,12 @@ class StreamingBackend(Protocol):
         x: np.ndarray,
         *,
         rounding: Rounding,
-        progress: Callable[[int], None],
+        progress: Callable[..., None],
     ) -> Outputs:
-        """Run ``model`` on ``x``; call ``progress`` with the number of images done so far."""
+        """Run ``model`` on ``x``; call ``progress(done)`` with the number of images done so
+        far, or ``progress(done, note)`` to say beside the bar what takes the time (``""``
+        clears it), e.g. while a simulation builds and no image is done yet. Calling it again
+        with the same ``done`` redraws the bar, elapsed time included."""
         ...
 
 
@@ -311,9 +314,11 @@ def run_backend(
     :returns: The outputs of all ``N`` images.
     """
 
-    def advance(done: int) -> None:
+    def advance(done: int, note: str | None = None) -> None:
         if bar is not None:
-            bar.update(done - bar.n)
+            if note is not None:
+                bar.set_postfix_str(note)  # redraws the bar, elapsed time too
+            bar.update(max(0, done - bar.n))
 
     if isinstance(backend, StreamingBackend):
         return backend.run_all(model, x, rounding=rounding, progress=advance)

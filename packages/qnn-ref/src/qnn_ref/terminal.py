@@ -8,6 +8,7 @@ the ``NO_COLOR`` environment variable is set (see https://no-color.org) or outpu
 
 import os
 import re
+import textwrap
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -162,13 +163,23 @@ def bar_chart(
     return "\n".join(lines)
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, align: str = "") -> str:
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    align: str = "",
+    width: int | None = None,
+) -> str:
     """A plain-text table with a header row and a ruler, columns padded to fit.
 
     :param headers: Column titles.
     :param rows: Cells, converted with :func:`str`.
     :param align: One character per column, ``l`` or ``r``; columns not given are left-aligned
         if their first cell is text, right-aligned if it is a number.
+    :param width: Characters per line at most (e.g. :func:`width` of the stream). A wider table
+        wraps its left-aligned (text) columns at spaces and after the ``..`` of a range,
+        narrowing the widest first but none below its longest word, so a row may take several
+        lines; numbers never wrap. ``None``: no limit.
     :returns: The table's lines joined by newlines, with no trailing newline.
     :raises ValueError: if a row has a different number of cells from ``headers``.
     """
@@ -187,16 +198,62 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, align: st
             first = rows[0][j] if rows else ""
             numeric = isinstance(first, int | float | np.number) and not isinstance(first, bool)
             sides.append("r" if numeric else "l")
+    if width is not None:
+        _narrow(widths, [list(headers), *cells], sides, width)
 
-    def line(texts: Sequence[str]) -> str:
-        padded = (
-            t.rjust(w) if side == "r" else t.ljust(w)
+    def lines(texts: Sequence[str]) -> list[str]:
+        """One row: a line per wrapped line of its tallest cell."""
+        parts = [
+            _CellWrapper(w).wrap(t) or [""] if side == "l" else [t]
             for t, w, side in zip(texts, widths, sides, strict=True)
-        )
-        return "  ".join(padded).rstrip()
+        ]
+        height = max(len(p) for p in parts)
+        parts = [p + [""] * (height - len(p)) for p in parts]
+        return [
+            "  ".join(
+                t.rjust(w) if side == "r" else t.ljust(w)
+                for t, w, side in zip(texts, widths, sides, strict=True)
+            ).rstrip()
+            for texts in zip(*parts, strict=True)
+        ]
 
     ruler = "  ".join("-" * w for w in widths)
-    return "\n".join([line(headers), ruler, *(line(r) for r in cells)])
+    return "\n".join([*lines(headers), ruler, *(line for r in cells for line in lines(r))])
+
+
+class _CellWrapper(textwrap.TextWrapper):
+    """Wraps a table cell at spaces and after the ``..`` of a range (``0.007..0.014``, which
+    reads as well split over two lines); never inside a word."""
+
+    wordsep_simple_re = re.compile(r"(\s+|(?<=\.\.))")
+
+    def __init__(self, width: int) -> None:
+        super().__init__(width, break_long_words=False, break_on_hyphens=False)
+
+    @classmethod
+    def words(cls, text: str) -> list[str]:
+        """The pieces a line break may separate."""
+        return [w for w in cls.wordsep_simple_re.split(text) if w and not w.isspace()]
+
+
+def _narrow(widths: list[int], table: list[list[str]], sides: list[str], limit: int) -> None:
+    """Narrow the text columns of ``widths`` in place, the widest first, until the table's
+    lines (columns two spaces apart) fit in ``limit`` or every text column is down to its
+    longest word."""
+    floors = [
+        max((len(word) for row in table for word in _CellWrapper.words(row[j])), default=1)
+        if side == "l"
+        else widths[j]
+        for j, side in enumerate(sides)
+    ]
+    total = sum(widths) + 2 * (len(widths) - 1)
+    while total > limit:
+        narrowable = [j for j in range(len(widths)) if widths[j] > floors[j]]
+        if not narrowable:
+            return
+        widest = max(narrowable, key=lambda j: widths[j])
+        widths[widest] -= 1
+        total -= 1
 
 
 def visible_width(text: str) -> int:

@@ -26,9 +26,16 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from ._model import DenseLayer
+from ._train import TrainingFacts
 from ._validate import signed_int
 
-__all__ = ["require_module", "train_ptq_model", "train_ptq_models", "write_model"]
+__all__ = [
+    "require_module",
+    "train_in_child",
+    "train_ptq_model",
+    "train_ptq_models",
+    "write_model",
+]
 
 # Operator versions as the TFLite converter writes them for these int8 ops.
 _OPS = {
@@ -155,9 +162,7 @@ class _Graph:
             batched=True,
         )
         options = schema.FullyConnectedOptionsT()
-        options.fusedActivationFunction = (
-            schema.ActivationFunctionType.RELU if layer.relu else schema.ActivationFunctionType.NONE
-        )
+        options.fusedActivationFunction = getattr(schema.ActivationFunctionType, layer.activation)
         self.op(
             "FULLY_CONNECTED",
             [current, weights, bias],
@@ -409,6 +414,28 @@ def train_ptq_models(
         lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
         raise RuntimeError(f"training the test models failed: {lines[-1]}")
     return {name: directory / f"{name}.tflite" for name in specs}
+
+
+def train_in_child(path: str | os.PathLike[str], **kwargs: Any) -> TrainingFacts:
+    """:func:`qnn_ref.train` in a child process (see :func:`train_ptq_models` for why).
+
+    :param path: The ``.tflite`` to write (its facts go beside it, as ``train`` writes them).
+    :param kwargs: ``train``'s keyword arguments (their ``repr`` must rebuild them).
+    :returns: The facts ``train`` returned in the child.
+    :raises RuntimeError: if training fails; the message ends with the child's last error line.
+    """
+    arguments = ", ".join([repr(str(path)), *(f"{k}={v!r}" for k, v in kwargs.items())])
+    code = (
+        "import dataclasses, json, qnn_ref; "
+        f"print(json.dumps(dataclasses.asdict(qnn_ref.train({arguments}))))"
+    )
+    child = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
+        raise RuntimeError(f"training failed in the child process: {lines[-1]}")
+    return TrainingFacts(**json.loads(child.stdout.strip().splitlines()[-1]))
 
 
 def _train_from_files(directory: str) -> None:

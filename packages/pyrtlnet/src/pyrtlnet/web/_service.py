@@ -171,7 +171,10 @@ def _schedule(traced: Accelerator, layer: int, array: tuple[int, int]) -> dict[s
     engines = sorted(name[: -len("_out_column")] for name in trace if name.endswith("_out_column"))
     if len(engines) != 1:
         raise RuntimeError(f"expected one tiled engine in the traced design, found {engines}")
-    wire = {key: trace[f"{engines[0]}_{key}"] for key in (*_FEED, *_DRAIN)}
+    # The stream's job and row tile are unnamed constants 0 in an engine where they cannot change.
+    names = {key: f"{engines[0]}_{key}" for key in (*_FEED, *_DRAIN)}
+    zeros, traced = [0] * len(trace["start"]), set(trace)  # `in trace` raises for a missing name
+    wire = {key: trace[name] if name in traced else zeros for key, name in names.items()}
     start = trace["start"].index(1)
     done = start + trace["done"][start:].index(1)
     tiles: list[list[int] | None] = []
