@@ -355,3 +355,36 @@ def test_bad_memory_writes():
     with pytest.raises(ValueError, match=r"^start must be a non-negative integer, not -1$"):
         driver.write_memory(narrow, [0], start=-1)
     assert as_ints(driver.read_memory(narrow, 8)) == [0] * 8  # nothing written by a refusal
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.parametrize("path", ["direct", "public-compiled"])
+def test_compile_simulates_the_block(design, path, monkeypatch):
+    # On the direct path compile() simulates a simplified copy; the driver still takes the
+    # block's own memories and gives every cycle of the public path on the block itself.
+    if path == "public-compiled":
+        monkeypatch.setattr(compiled, "TESTED_PYRTL_VERSIONS", ("0.0.0",))
+    block, memories = DESIGNS[design]()
+    stimulus = random_stimulus(block, 40, seed=21)
+    expected, contents = public_reference(block, memories, stimulus, 40)
+    driver = BatchDriver.compile(block, outputs=expected)
+    assert driver.direct == (path == "direct")
+    assert (driver.sim.block is block) == (path != "direct")
+    arrays = {name: np.array(values, dtype=object) for name, values in stimulus.items()}
+    seen = driver.run(40, arrays, outputs=expected)
+    for name, values in expected.items():
+        assert as_ints(seen[name]) == values, name
+    for memory, content in zip(memories, contents, strict=True):
+        assert as_ints(driver.read_memory(memory, len(content))) == list(content.values())
+
+
+def test_compile_writes_the_blocks_memories():
+    block, (wide, _) = wide_design()
+    driver = BatchDriver.compile(block, outputs=["read_out"])
+    words = [(1 << 127) | 9, 4, 0, (1 << 128) - 1]
+    driver.write_memory(wide, np.array(words, dtype=object), start=2)
+    addresses = np.arange(8)
+    seen = driver.run(8, {"addr": addresses}, outputs=["read_out"])
+    assert as_ints(seen["read_out"]) == [0, 0, *words, 0, 0]
+    with pytest.raises(ValueError, match=r"^the design has no Output named 'acc'$"):
+        BatchDriver.compile(block, outputs=["acc"])

@@ -13,6 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyrtl_linalg import (
+    FEED_LATENCY,
+    PE_LATENCY,
+    PIPELINE_LATENCY,
     TileSlot,
     Window,
     _cycles,
@@ -24,21 +27,24 @@ from pyrtl_linalg import (
 
 
 def test_two_by_two_by_hand():
-    # start (cycle 0), k = 2 feed cycles (1, 2), the result reaches the far corner and drains
-    # in rows + cols - 1 = 3 more cycles: done in cycle 6.
-    assert tiled_matmul_cycles([(2, 2, 2)], rows=2, cols=2) == 6
+    # start (cycle 0), k = 2 feed cycles (1, 2), 3 cycles in the pipeline registers (the read
+    # words, the edge operands, the products), then the result reaches the far corner and
+    # drains in rows + cols - 1 = 3 more cycles: done in cycle 9.
+    assert (FEED_LATENCY, PE_LATENCY, PIPELINE_LATENCY) == (2, 1, 3)
+    assert tiled_matmul_cycles([(2, 2, 2)], rows=2, cols=2) == 9
 
 
 def test_schedule_by_hand():
     # 3x5 @ 5x3 on a 2x2 array: 2 row tiles x 2 column tiles, period max(5, 2, 2) = 5.
+    # A tile's column 0 drains rows + 3 cycles after its last element is read.
     slots = tile_schedule([(3, 5, 3)], rows=2, cols=2)
     assert slots == [
-        TileSlot(0, 0, 0, 1, 5, 7, 8),
-        TileSlot(0, 0, 1, 6, 10, 12, 13),
-        TileSlot(0, 1, 0, 11, 15, 17, 18),
-        TileSlot(0, 1, 1, 16, 20, 22, 23),
+        TileSlot(0, 0, 0, 1, 5, 10, 11),
+        TileSlot(0, 0, 1, 6, 10, 15, 16),
+        TileSlot(0, 1, 0, 11, 15, 20, 21),
+        TileSlot(0, 1, 1, 16, 20, 25, 26),
     ]
-    assert tiled_matmul_cycles([(3, 5, 3)], rows=2, cols=2) == 24
+    assert tiled_matmul_cycles([(3, 5, 3)], rows=2, cols=2) == 27
 
 
 def test_period_stalls_only_when_needed():
@@ -64,7 +70,7 @@ shape = st.tuples(st.integers(1, 40), st.integers(1, 300), st.integers(1, 40))
     sink_latency=st.integers(0, 5),
 )
 def test_closed_form(shapes, rows, cols, sink_latency):
-    gap = rows + cols - 1 + sink_latency
+    gap = rows + cols - 1 + PIPELINE_LATENCY + sink_latency
     expected = 1 + sum(
         (math.ceil(m / rows) * math.ceil(n / cols) - 1) * max(k, rows, cols) + k + gap
         for m, k, n in shapes
@@ -117,11 +123,12 @@ def test_bad_shapes():
 def test_windowed_job_by_hand():
     # 3 grids of 4x4x2 on a 2x3 array: 2 grid tiles; a 3x3 "valid" window has 4 positions, so
     # 8 row tiles (window_rows = 16) of 2 column tiles for n = 5, k = 3*3*2 = 18 = the period:
-    # 1 + (16 - 1) * 18 + 18 + (2 + 3 - 1) = 293 cycles; row tile 5 is position 1 of grid tile 1.
+    # 1 + (16 - 1) * 18 + 18 + (2 + 3 - 1 + 3) = 296 cycles; row tile 5 is position 1 of grid
+    # tile 1.
     window = Window(4, 4, 2, (3, 3))
     shape = (window_rows(3, 2, window), window.size, 5)
     assert shape == (16, 18, 5)
-    assert tiled_matmul_cycles([shape], rows=2, cols=3) == 293
+    assert tiled_matmul_cycles([shape], rows=2, cols=3) == 296
     slots = tile_schedule([shape], rows=2, cols=3)
     assert [(slot.m_tile, slot.n_tile) for slot in slots[10:12]] == [(5, 0), (5, 1)]
 

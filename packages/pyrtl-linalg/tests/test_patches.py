@@ -127,7 +127,7 @@ class Engine:
             )
             self.outs.append(out)
         outputs = []
-        for key in ("done", "busy", "valid", "job", "m_tile", "column"):
+        for key in ("done", "busy", "valid", "job", "m_tile", "column", "address"):
             wire = getattr(e, key)
             outputs.append(pyrtl.Output(len(wire), f"o_{key}"))
             outputs[-1] <<= wire
@@ -149,6 +149,9 @@ class Engine:
             if self.sim.inspect("o_valid"):
                 tags = [self.sim.inspect(f"o_{key}") for key in ("job", "m_tile", "column")]
                 stream.append((cycle, *tags))
+                # The counted word of the column in the result's A layout.
+                job, m_tile, column = tags
+                assert self.sim.inspect("o_address") == m_tile * self.specs[job].n + column
             assert cycle < 100_000
         return cycle, stream
 

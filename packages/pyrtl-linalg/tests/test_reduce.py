@@ -211,9 +211,9 @@ def test_clamp_binds(value):
 
 def test_cycle_formula():
     window = Window(4, 4, 2, (2, 2), (2, 2))
-    assert window_reduce_cycles(window, grids=3, lanes=2) == 3 + 2 * 4 * 2 * 4
-    assert window_reduce_cycles(window, grids=4, lanes=2) == 3 + 2 * 4 * 2 * 4
-    assert window_reduce_cycles(window, grids=5, lanes=2) == 3 + 3 * 4 * 2 * 4
+    assert window_reduce_cycles(window, grids=3, lanes=2) == 4 + 2 * 4 * 2 * 4
+    assert window_reduce_cycles(window, grids=4, lanes=2) == 4 + 2 * 4 * 2 * 4
+    assert window_reduce_cycles(window, grids=5, lanes=2) == 4 + 3 * 4 * 2 * 4
 
 
 @pytest.mark.parametrize("max_count", [1, 2, 4, 9, 16, 25, 49, 64])

@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pyrtl_linalg import _systolic, accumulator_bits, column_skews, make_systolic_array
+from pyrtl_linalg import (
+    PE_LATENCY,
+    _systolic,
+    accumulator_bits,
+    column_skews,
+    make_systolic_array,
+)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +89,7 @@ def test_back_to_back_tiles(rows, cols, k, tiles, extra, promise, seed):
             feeds[t * period + kk] = (t, kk)
         last = t * period + k - 1
         for j in range(cols):
-            reads[last + rows + j] = (t, j)
+            reads[last + rows + PE_LATENCY + j] = (t, j)
     got = np.zeros((tiles, rows, cols), dtype=np.int64)
     for cycle in range(max(reads) + 1):
         step = {"first": 0, "last": 0, "drain": 0}
@@ -115,10 +121,12 @@ def test_extreme_sums_on_narrow_operands(k, a_value, b_value):
         step = {"a0": a_value & 0x1FF, "a1": a_value & 0x1FF, "b0": b_value & 0xFF, "drain": 0}
         sim.step(step | {"b1": b_value & 0xFF, "first": int(kk == 0), "last": int(kk == k - 1)})
     got = []
-    for j in range(2 + 1):  # column 0 readable 2 cycles after the last element, column 1 in 3
-        sim.step({"a0": 0, "a1": 0, "b0": 0, "b1": 0, "first": 0, "last": 0, "drain": j // 2})
+    # Column 0 readable rows + PE_LATENCY cycles after the last element, column 1 one later.
+    for j in range(PE_LATENCY + 3):
+        drain = max(0, j - PE_LATENCY) // 2
+        sim.step({"a0": 0, "a1": 0, "b0": 0, "b1": 0, "first": 0, "last": 0, "drain": drain})
         got.append([_signed(sim.inspect(f"r{i}"), acc_bits) for i in range(2)])
-    assert got[1:] == [[k * a_value * b_value] * 2] * 2
+    assert got[PE_LATENCY + 1 :] == [[k * a_value * b_value] * 2] * 2
 
 
 @pytest.mark.parametrize(
@@ -145,10 +153,13 @@ def test_column_skews_errors():
 
 
 def test_unskewed_row_has_no_delay_registers():
-    # One row, tiles at least cols cycles apart: a is broadcast, b and the flags are not delayed.
+    # One row, tiles at least cols cycles apart: a is broadcast, b is not delayed, and the
+    # flags only wait for the product registers.
     _grid(1, 4, 16, min_period=4)
     registers = {r.name for r in pyrtl.working_block().wirevector_subset(pyrtl.Register)}
-    assert registers == {f"g_pe0_{j}_{kind}" for j in range(4) for kind in ("acc", "shadow")}
+    pes = {f"g_pe0_{j}_{kind}" for j in range(4) for kind in ("product", "acc", "shadow")}
+    flags = {f"g_{flag}_d{stage + 1}" for flag in ("first", "last") for stage in range(PE_LATENCY)}
+    assert registers == pes | flags
 
 
 def test_operands_travel_and_multiply_at_their_own_width():

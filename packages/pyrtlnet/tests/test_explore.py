@@ -6,14 +6,17 @@ yosys processes); its figures are checked against :func:`pyrtlnet.run_yosys` run
 """
 
 import io
+import itertools
 import json
 import logging
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import pyrtlnet
@@ -29,10 +32,14 @@ from pyrtlnet import (
 )
 from pyrtlnet import _explorecli as explorecli
 from pyrtlnet._explore import _point, canonical_verilog
+from pyrtlnet._exploreplot import _round_ticks
 from pyrtlnet.cli import main
 from qnn_ref import Model
+from qnn_ref.testing import require_module
 
-distributed = pytest.importorskip("distributed", reason="needs pyrtlnet[explore]")
+if TYPE_CHECKING:
+    import distributed
+
 
 GRID = [Configuration("shared", (1, 1), 1), Configuration("shared", (1, 2), 1)]
 
@@ -47,6 +54,20 @@ def _brute_force_front(points: list[tuple[float, float]]) -> list[bool]:
 @given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 6)), max_size=12))
 def test_pareto_front_equals_a_brute_force_check(points: list[tuple[int, int]]) -> None:
     assert pareto_front(points) == _brute_force_front(points)
+
+
+@given(st.floats(0, 1e7), st.floats(1e-3, 1e7))
+def test_plot_ticks_are_round_and_inside_the_limits(low: float, span: float) -> None:
+    """A few ticks, evenly spaced by 1, 2 or 5 times a power of ten, none outside the axis."""
+    assume(span > 1e-6 * low)  # an axis of areas or rates, not one float's rounding error
+    ticks = _round_ticks(low, low + span)
+    assert 2 <= len(ticks) <= 6
+    step = ticks[1] - ticks[0]
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert min(abs(mantissa - m) for m in (1, 2, 5, 10)) < 1e-6
+    assert all(math.isclose(b - a, step, rel_tol=1e-6) for a, b in itertools.pairwise(ticks))
+    assert low - 1e-9 * span <= ticks[0]
+    assert ticks[-1] <= low + span * (1 + 1e-9)
 
 
 def test_pareto_front_keeps_equal_points_and_drops_ties_that_cost_more() -> None:
@@ -139,6 +160,9 @@ def test_cache_store_interrupted_leaves_no_file(
 @pytest.fixture(scope="module")
 def client() -> Iterator["distributed.Client"]:
     """A light local cluster: one process, two threads (a task waits on its yosys process)."""
+    require_module("distributed", "explore runs on Dask: needs pyrtlnet[explore]")
+    import distributed
+
     cluster = distributed.LocalCluster(
         n_workers=1,
         threads_per_worker=2,

@@ -7,6 +7,7 @@ against the design's ports.
 """
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,15 +38,17 @@ def _stat(workdir: Path) -> dict[str, int]:
 def _route(
     design: pyrtlnet.Design | pyrtlnet.ByteBusDesign,
     tmp_path: Path,
-    target: str,
+    target: str | None,
     clock: float,
     bitstream: str,
+    board: str | None = None,
 ) -> tuple[PnrReport, dict[str, int], list[PnrProgress]]:
     steps: list[PnrProgress] = []
     report = run_pnr(
         design,
         target=target,
         clock_mhz=clock,
+        board=board,
         bitstream=tmp_path / bitstream,
         progress=steps.append,
         workdir=tmp_path / "work",
@@ -125,15 +128,29 @@ def test_too_many_pins_is_one_line(tiny_design: pyrtlnet.Design, tmp_path: Path)
 
 
 @pytest.mark.tool(*ICE40)
-def test_byte_bus_routes_on_the_up5k(tiny_design: pyrtlnet.Design, tmp_path: Path) -> None:
-    # The same design that needs too many pins above, behind the 8-bit bus: 20 port bits.
+def test_byte_bus_routes_on_the_icebreaker(tiny_design: pyrtlnet.Design, tmp_path: Path) -> None:
+    # The same design that needs too many pins above, behind the 8-bit bus (20 port bits), in
+    # the iCEBreaker's top level: its PLL makes 19.875 MHz of the 20 asked from 12 MHz.
     bus = pyrtlnet.build_byte_bus(tiny_design)
-    report, stat, steps = _route(bus, tmp_path, "ice40-up5k", 12, "tiny.bin")
+    report, stat, steps = _route(bus, tmp_path, None, 20, "tiny.bin", board="icebreaker")
     _check_common(report, tiny_design, steps)
+    assert (report.target, report.board) == ("ice40-up5k", "icebreaker")
+    assert report.pll == pyrtlnet.ice40_pll(12, 20)
+    assert report.clock_mhz == 19.875
+    assert json.loads((tmp_path / "work" / "nextpnr.json").read_text())["fmax"]
     used = {name: used for name, (used, _) in report.utilization.items()}
-    assert used["SB_IO"] == sum(port.bits for port in bus.ports.values()) + 2 == 22
+    # Every pin of the board's pcf in use: the bus, the button, two LEDs and the PLL's pad.
+    pins = pyrtlnet.BOARDS["icebreaker"].pin_map
+    assert used["SB_IO"] == sum(port.bits for port in bus.ports.values()) + 4 == len(pins)
+    assert used["ICESTORM_PLL"] == stat["SB_PLL40_PAD"] == 1
     assert used["ICESTORM_DSP"] == stat["SB_MAC16"] >= 1
     assert used["ICESTORM_RAM"] == stat["SB_RAM40_4K"] >= 3
+    # The pin constraints nextpnr placed every pin by, beside the bitstream.
+    log = (tmp_path / "work" / "nextpnr.log").read_text()
+    assert set(re.findall(r"^Info: constrained '(.+?)' to bel", log, re.M)) == set(pins)
+    assert report.pcf == tmp_path / "tiny.pcf"
+    assert report.pcf.read_text() == pyrtlnet.board_pcf(pyrtlnet.BOARDS["icebreaker"])
+    assert report.as_dict()["pll"]["divf"] == 52
 
 
 @pytest.mark.parametrize(

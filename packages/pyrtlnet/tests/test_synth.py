@@ -22,6 +22,7 @@ from pyrtlnet import (
     estimate_synthesis,
     run_yosys,
 )
+from pyrtlnet._synth import synth_commands
 from qnn_ref import Model
 
 
@@ -52,8 +53,9 @@ def test_flows_report_real_cell_counts(
     for flow in synth.flows.values():
         assert flow.cells == sum(flow.cell_types.values()) > 0
     # Cross-check the JSON statistics with yosys' own text report of the generic netlist.
+    script = synth_commands("synth", "-flatten -top pyrtlnet")
     text = subprocess.run(
-        ["yosys", "-p", f"read_verilog {small_design}; synth -flatten -top pyrtlnet; stat"],
+        ["yosys", "-p", "; ".join((f"read_verilog {small_design}", *script, "stat"))],
         capture_output=True,
         text=True,
         check=True,
@@ -202,3 +204,23 @@ def test_estimate_grows_with_the_array(default_model: Model) -> None:
         for rows in (1, 2, 4)
     ]
     assert sizes[0] < sizes[1] < sizes[2]
+
+
+@pytest.mark.tool("yosys")
+@pytest.mark.parametrize("script", ["synth", "synth_xilinx", "synth_ice40", "synth_ecp5"])
+def test_memories_merge_before_the_first_opt(script: str) -> None:
+    """The script runs to the step where yosys' own help first lists an ``opt`` (which would
+    split the read registers), merges the memories there, then runs on from that step."""
+    commands = synth_commands(script, "-top t", "-json n.json")
+    step = commands[0].rsplit("-run begin:", 1)[1]
+    assert commands[1:4] == ("proc", "opt_clean", "memory_dff")
+    assert commands[4] == f"{script} -top t -run {step}: -json n.json"
+    text = subprocess.run(
+        ["yosys", "-p", f"help {script}"], capture_output=True, text=True, check=True
+    ).stdout
+    listed = re.findall(r"^    (\w+):|^        (\S+)", text[text.index("    begin:") :], re.M)
+    labels = [label for label, _ in listed if label]
+    first_opt = next(i for i, (_, command) in enumerate(listed) if command.startswith("opt"))
+    # The label of the step that holds the first opt is the one the script stops before.
+    assert [label for label, _ in listed[:first_opt] if label][-1] == step
+    assert step in labels

@@ -27,7 +27,6 @@ from qnn_ref import (
     AveragePool2DLayer,
     Conv2DLayer,
     DenseLayer,
-    DepthwiseConv2DLayer,
     MaxPool2DLayer,
     Model,
     ModelError,
@@ -35,146 +34,24 @@ from qnn_ref import (
     run_litert,
     run_numpy,
 )
-from qnn_ref._layers import output_size
-from qnn_ref.testing import require_module, train_in_child, write_model
-
-
-def frozen(array: np.ndarray) -> np.ndarray:
-    array = np.ascontiguousarray(array)
-    array.flags.writeable = False
-    return array
-
-
-def window_geometry(
-    input_shape: tuple[int, int, int], kernel: int, stride: int, padding: str
-) -> dict:
-    height, width, _ = input_shape
-    return dict(
-        input_shape=input_shape,
-        kernel=(kernel, kernel),
-        stride=(stride, stride),
-        padding=padding,
-        output_shape=(
-            output_size(height, kernel, stride, padding),
-            output_size(width, kernel, stride, padding),
-        ),
-    )
-
-
-def conv(
-    rng: np.random.Generator,
-    input_shape: tuple[int, int, int],
-    channels: int = 0,
-    *,
-    kernel: int = 3,
-    stride: int = 1,
-    padding: str = "SAME",
-    activation: str = "NONE",
-    q_in: tuple[float, int] = (0.02, -5),
-    q_out: tuple[float, int] = (0.05, 3),
-    per_channel: bool = True,
-    depthwise: bool = False,
-    index: int = 0,
-) -> Conv2DLayer | DepthwiseConv2DLayer:
-    """A conv layer with random weights whose outputs spread over the int8 range."""
-    geometry = window_geometry(input_shape, kernel, stride, padding)
-    geometry["output_shape"] = (
-        *geometry["output_shape"],
-        input_shape[2] if depthwise else channels,
-    )
-    out_channels = geometry["output_shape"][2]
-    terms = kernel * kernel * (1 if depthwise else input_shape[2])
-    # Weight scales so that the accumulator's spread maps to about +-100 output steps.
-    typical = q_out[0] * 100 / (q_in[0] * 60 * 70 * np.sqrt(terms))
-    if per_channel:
-        scales = rng.uniform(0.5, 1.5, out_channels) * typical
-    else:
-        scales = np.full(out_channels, typical * rng.uniform(0.5, 1.5))
-    shape = (
-        (kernel, kernel, input_shape[2])
-        if depthwise
-        else (kernel, kernel, *input_shape[2:], channels)
-    )
-    weights = rng.integers(-127, 128, shape)
-    kind = DepthwiseConv2DLayer if depthwise else Conv2DLayer
-    return kind(
-        index=index,
-        **geometry,
-        activation=activation,
-        input_scale=q_in[0],
-        input_zero_point=q_in[1],
-        output_scale=q_out[0],
-        output_zero_point=q_out[1],
-        bias=frozen(rng.integers(-3000, 3000, out_channels).astype(np.int32)),
-        weight_scales=frozen(np.asarray(scales, np.float32)),
-        per_channel=per_channel,
-        weights=frozen(weights.astype(np.int8)),
-    )
-
-
-def pool(
-    kind: type,
-    input_shape: tuple[int, int, int],
-    q: tuple[float, int],
-    *,
-    kernel: int = 2,
-    stride: int = 2,
-    padding: str = "VALID",
-    activation: str = "NONE",
-    index: int = 0,
-) -> MaxPool2DLayer | AveragePool2DLayer:
-    geometry = window_geometry(input_shape, kernel, stride, padding)
-    geometry["output_shape"] = (*geometry["output_shape"], input_shape[2])
-    return kind(
-        index=index,
-        **geometry,
-        activation=activation,
-        input_scale=q[0],
-        input_zero_point=q[1],
-        output_scale=q[0],
-        output_zero_point=q[1],
-    )
-
-
-def dense(
-    rng: np.random.Generator, in_features: int, units: int, q_in: tuple[float, int], index: int
-) -> DenseLayer:
-    return DenseLayer(
-        index=index,
-        weights=frozen(rng.integers(-127, 128, (in_features, units)).astype(np.int8)),
-        bias=frozen(rng.integers(-3000, 3000, units).astype(np.int32)),
-        input_scale=q_in[0],
-        input_zero_point=q_in[1],
-        weight_scales=frozen(
-            np.full(units, 0.1 / (q_in[0] * 70 * np.sqrt(in_features)), np.float32)
-        ),
-        per_channel=False,
-        output_scale=0.1,
-        output_zero_point=-7,
-        relu=False,
-    )
+from qnn_ref.testing import (
+    frozen,
+    pool_layer,
+    random_conv_layer,
+    random_dense_layer,
+    random_layers,
+    require_module,
+    train_in_child,
+    write_model,
+)
 
 
 def chain(rng: np.random.Generator, specs: list[tuple]) -> list:
-    """Layers from ``(kind, arguments)`` specs, each taking the previous one's output."""
-    layers: list = []
-    shape, q = specs[0][1].pop("input_shape"), (1 / 255, -128)
-    for i, (kind, arguments) in enumerate(specs):
-        if kind == "dense":
-            layer = dense(rng, int(np.prod(shape)), arguments["units"], q, i)
-            shape, q = layer.output_shape, (layer.output_scale, layer.output_zero_point)
-        elif kind in ("max", "average"):
-            cls = MaxPool2DLayer if kind == "max" else AveragePool2DLayer
-            layer = pool(cls, shape, q, index=i, **arguments)
-            shape = layer.output_shape
-        else:
-            q_out = arguments.pop("q_out", (0.05 + 0.01 * i, 3 - 2 * i))
-            layer = conv(
-                rng, shape, q_in=q, q_out=q_out, index=i, depthwise=kind == "depthwise", **arguments
-            )
-            shape, q = layer.output_shape, q_out
-        layers.append(layer)
-    return layers
+    """:func:`~qnn_ref.testing.random_layers` with the input shape in the first spec."""
+    (kind, first), *rest = specs
+    first = dict(first)
+    input_shape = first.pop("input_shape")
+    return random_layers(rng, [(kind, first), *rest], input_shape)
 
 
 def assert_bit_exact(model: Model, x: np.ndarray) -> dict[str, list[int]]:
@@ -323,7 +200,7 @@ def test_average_pool_rounds_raw_sum(tmp_path: Path) -> None:
     """AVERAGE_POOL_2D averages the raw int8 values, rounding half away from zero: with a
     large zero point, averaging ``q - z`` and rounding half up gives other values."""
     rng = np.random.default_rng(11)
-    layer = pool(AveragePool2DLayer, (6, 6, 2), (0.1, 40), kernel=2, stride=1, padding="SAME")
+    layer = pool_layer(AveragePool2DLayer, (6, 6, 2), (0.1, 40), kernel=2, stride=1, padding="SAME")
     model = read_model(write_model(tmp_path / "m.tflite", [layer]))
     q = rng.integers(-128, 128, (500, 72)).astype(np.float32) - 40
     x = (q * np.float32(0.1)).astype(np.float32)
@@ -343,10 +220,12 @@ def test_relu6_bound_tie(kind: str, tmp_path: Path) -> None:
     TFLite's builtin and reference kernels away from zero (1)."""
     rng = np.random.default_rng(4)
     if kind == "conv":
-        layer = conv(rng, (6, 6, 2), 3, activation="RELU6", q_in=(0.5, 0), q_out=(12.0, 0))
+        layer = random_conv_layer(
+            rng, (6, 6, 2), 3, activation="RELU6", q_in=(0.5, 0), q_out=(12.0, 0)
+        )
     elif kind == "dense":
         layer = dataclasses.replace(
-            dense(rng, 72, 5, (0.5, 0), 0),
+            random_dense_layer(rng, 72, 5, (0.5, 0), 0),
             weight_scales=frozen(np.full(5, 2.0, np.float32)),
             output_scale=12.0,
             output_zero_point=0,
@@ -354,7 +233,7 @@ def test_relu6_bound_tie(kind: str, tmp_path: Path) -> None:
             relu6=True,
         )
     else:
-        layer = pool(MaxPool2DLayer, (6, 6, 2), (12.0, 0), activation="RELU6")
+        layer = pool_layer(MaxPool2DLayer, (6, 6, 2), (12.0, 0), activation="RELU6")
     model = read_model(write_model(tmp_path / "m.tflite", [layer]))
     x = rng.uniform(-60, 60, (200, model.in_features)).astype(np.float32)
     assert_bit_exact(model, x)
@@ -376,7 +255,7 @@ def conv_layers(draw: st.DrawFn) -> tuple[list, int]:
     depthwise = draw(st.booleans())
     q_in = (draw(st.floats(1e-3, 0.5)), draw(st.integers(-128, 127)))
     q_out = (draw(st.floats(1e-3, 0.5)), draw(st.integers(-128, 127)))
-    layer = conv(
+    layer = random_conv_layer(
         rng,
         (height, width, channels),
         draw(st.integers(1, 5)),

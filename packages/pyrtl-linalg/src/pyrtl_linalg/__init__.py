@@ -2,9 +2,18 @@
 
 from ._argmax import make_argmax
 from ._compiled import BatchDriver
-from ._cycles import TileSlot, tile_period, tile_schedule, tiled_matmul_cycles, window_rows
+from ._cycles import (
+    FEED_LATENCY,
+    PIPELINE_LATENCY,
+    TileSlot,
+    tile_period,
+    tile_schedule,
+    tiled_matmul_cycles,
+    window_rows,
+)
 from ._elementwise import make_add, make_clamp, make_relu, make_saturate
 from ._matrix import WireMatrix2D, to_signed
+from ._netlist import SimulationNetlist, simplify_for_simulation
 from ._reduce import REDUCE_OPS, WindowReduce, make_window_reduce, window_reduce_cycles
 from ._requant import (
     REQUANT_METHODS,
@@ -17,17 +26,21 @@ from ._requant import (
     unpack_requant_constants,
 )
 from ._simulate import SIMULATORS, MatmulDesign, build_matmul, make_simulation, simulate_matmul
-from ._systolic import accumulator_bits, column_skews, make_systolic_array
+from ._systolic import PE_LATENCY, accumulator_bits, column_skews, make_systolic_array
 from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, unpack_a
 from ._window import Window, WindowMode
 
 __all__ = [
+    "FEED_LATENCY",
+    "PE_LATENCY",
+    "PIPELINE_LATENCY",
     "REDUCE_OPS",
     "REQUANT_METHODS",
     "SIMULATORS",
     "BatchDriver",
     "MatmulDesign",
     "MatmulJob",
+    "SimulationNetlist",
     "TileSlot",
     "TiledMatmul",
     "Window",
@@ -54,6 +67,7 @@ __all__ = [
     "pack_requant_constants",
     "requant_stage_points",
     "requant_word_bits",
+    "simplify_for_simulation",
     "simulate_matmul",
     "tile_period",
     "tile_schedule",

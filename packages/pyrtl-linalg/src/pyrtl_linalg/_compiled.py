@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import pyrtl
 
-from ._simulate import Sim
+from ._netlist import simplify_for_simulation
+from ._simulate import Sim, make_simulation
 from ._validate import non_negative_int
 
 __all__ = ["TESTED_PYRTL_VERSIONS", "BatchDriver"]
@@ -225,16 +226,24 @@ class BatchDriver:
     ``step`` per cycle, or one ``run`` when no Output is asked for), which gives the same values
     more slowly.
 
+    :meth:`compile` builds the simulation as well, on a netlist made cheaper to simulate.
+
     :param sim: the simulation to drive.
+    :param memories: when ``sim`` simulates a copy of a design (such as
+        :func:`simplify_for_simulation` makes), the design's memories mapped to the copy's, so
+        that :meth:`write_memory` and :meth:`read_memory` take the design's own.
     """
 
-    def __init__(self, sim: Sim) -> None:
+    def __init__(
+        self, sim: Sim, *, memories: Mapping[pyrtl.MemBlock, pyrtl.MemBlock] | None = None
+    ) -> None:
         if not isinstance(sim, Sim):
             raise TypeError(
                 f"sim must be a PyRTL Simulation, FastSimulation or CompiledSimulation, "
                 f"not {type(sim).__name__}"
             )
         self._sim = sim
+        self._copies = dict(memories or {})
         block = sim.block
         self._inputs = {w.name: w for w in block.wirevector_subset(pyrtl.Input)}
         self._outputs = {w.name: w for w in block.wirevector_subset(pyrtl.Output)}
@@ -260,6 +269,34 @@ class BatchDriver:
             for net in block.logic_subset("m@")
             if not isinstance(net.op_param[1], pyrtl.RomBlock)
         }
+
+    @classmethod
+    def compile(cls, block: pyrtl.Block, *, outputs: Iterable[str] = ()) -> BatchDriver:
+        """A driver of a new :class:`pyrtl.CompiledSimulation` of ``block``.
+
+        On a tested PyRTL release the simulation is of :func:`simplify_for_simulation`'s copy
+        of ``block``: the same values at every Input, Output and memory in every cycle, for
+        less C per cycle; the driver's memory methods take ``block``'s memories. On any other
+        release it simulates ``block`` itself.
+
+        :param block: the design.
+        :param outputs: the Outputs :meth:`run` will be asked for (on the public path a
+            CompiledSimulation reports only the Outputs it traces).
+        :returns: the driver; its :attr:`sim` is the simulation.
+        :raises ValueError: for a name that is not an Output of ``block``.
+        """
+        names = list(outputs)
+        ports = {w.name for w in block.wirevector_subset(pyrtl.Output)}
+        for name in names:
+            if name not in ports:
+                raise ValueError(f"the design has no Output named {name!r}")
+        simulated, memories = block, None
+        if _pyrtl_version() in TESTED_PYRTL_VERSIONS:
+            netlist = simplify_for_simulation(block)
+            simulated, memories = netlist.block, netlist.memories
+        trace = [simulated.wirevector_by_name[name] for name in names] or None
+        sim = make_simulation(simulator="compiled", trace=trace, block=simulated)
+        return cls(sim, memories=memories)
 
     @property
     def sim(self) -> Sim:
@@ -393,7 +430,7 @@ class BatchDriver:
         :raises NotImplementedError: if :attr:`writes_memories` is ``False``.
         """
         start = non_negative_int("start", start)
-        self._check_memory(memory)
+        memory = self._simulated(memory)
         limbs = _limbs_of(
             f"memory {memory.name}", words, memory.bitwidth, lambda i: f"for address {start + i}"
         )
@@ -428,7 +465,7 @@ class BatchDriver:
             ``uint64 [count, limbs]`` (little-endian 64-bit limbs).
         """
         count = non_negative_int("count", count)
-        self._check_memory(memory)
+        memory = self._simulated(memory)
         limbs = (memory.bitwidth + 63) // 64
         if count > 1 << memory.addrwidth:
             raise ValueError(
@@ -447,11 +484,14 @@ class BatchDriver:
                 words[address, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
         return words[:, 0] if limbs == 1 else words
 
-    def _check_memory(self, memory: pyrtl.MemBlock) -> None:
+    def _simulated(self, memory: pyrtl.MemBlock) -> pyrtl.MemBlock:
+        """``memory``, or its copy in the simulated block, checked."""
         if not isinstance(memory, pyrtl.MemBlock):
             raise TypeError(f"memory must be a pyrtl.MemBlock, not {type(memory).__name__}")
+        memory = self._copies.get(memory, memory)
         if memory not in self._memories:
             raise ValueError(f"{memory.name!r} is not a read-write memory of the simulated block")
+        return memory
 
     def _table(self, memory: pyrtl.MemBlock) -> int:
         """The address of the generated C's hash table holding ``memory``."""

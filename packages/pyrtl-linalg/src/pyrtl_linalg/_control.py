@@ -15,3 +15,13 @@ def pick(default: pyrtl.WireVector, *cases: tuple[pyrtl.WireVector, object]) -> 
 def counter_bits(limit: int) -> int:
     """Bits of an unsigned counter that must hold ``limit`` (at least 1)."""
     return max(1, int(limit).bit_length())
+
+
+def delayed(wire: pyrtl.WireVector, cycles: int, name: str) -> pyrtl.WireVector:
+    """``wire`` ``cycles`` cycles later, through registers ``name_d1`` .. ``name_d<cycles>``
+    (``wire`` itself for 0 cycles)."""
+    for stage in range(cycles):
+        reg = pyrtl.Register(len(wire), name=f"{name}_d{stage + 1}")
+        reg.next <<= wire
+        wire = reg
+    return wire

@@ -17,10 +17,30 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ._systolic import PE_LATENCY
 from ._validate import non_negative_int, positive_int
 from ._window import Window
 
-__all__ = ["TileSlot", "tile_period", "tile_schedule", "tiled_matmul_cycles", "window_rows"]
+__all__ = [
+    "FEED_LATENCY",
+    "PIPELINE_LATENCY",
+    "TileSlot",
+    "tile_period",
+    "tile_schedule",
+    "tiled_matmul_cycles",
+    "window_rows",
+]
+
+#: Register stages of the engine between reading a tile element (its addresses in the address
+#: registers) and the element entering the array's corner: the memories' read words (block RAM
+#: outputs end in a register), then the edge operands after the operand select and the
+#: zero-point subtraction.
+FEED_LATENCY = 2
+
+#: Cycles a result spends in pipeline registers on its way from the memories to the drain,
+#: beyond the array's own ``rows - 1`` cycles of travel: :data:`FEED_LATENCY` plus the PE's
+#: product register (:data:`~pyrtl_linalg.PE_LATENCY`).
+PIPELINE_LATENCY = FEED_LATENCY + PE_LATENCY
 
 
 @dataclass(frozen=True)
@@ -30,8 +50,10 @@ class TileSlot:
     :param job: index of the job in the sequence.
     :param m_tile: row tile (rows ``m_tile*rows ...`` of the job's result).
     :param n_tile: column tile (columns ``n_tile*cols ...`` of the job's result).
-    :param feed_start: cycle in which element ``k = 0`` of the tile enters the array's corner.
-    :param feed_end: cycle in which element ``k = K-1`` enters the corner.
+    :param feed_start: cycle in which element ``k = 0`` of the tile is read (its addresses are
+        in the engine's address registers); it enters the array's corner
+        :data:`FEED_LATENCY` cycles later.
+    :param feed_end: cycle in which element ``k = K-1`` is read.
     :param drain_start: cycle in which the tile's column 0 is on the output stream.
     :param drain_end: cycle in which its last physical column (``cols - 1``) is on the stream.
     """
@@ -91,7 +113,16 @@ def tile_schedule(
 
     Jobs run in order; inside a job the row tiles are the outer loop and the column tiles the
     inner loop. Cycle 0 is the cycle in which ``start`` is sampled high; the first tile's
-    feed starts in cycle 1.
+    feed starts in cycle 1. A tile's last element is read in ``feed_end``, reaches the corner
+    :data:`FEED_LATENCY` cycles later, the last row ``rows - 1`` cycles after that and its
+    accumulator :data:`~pyrtl_linalg.PE_LATENCY` cycles after that, so column 0 drains in
+    ``feed_end + rows + L`` (``L =`` :data:`PIPELINE_LATENCY`), one column per cycle::
+
+        cycle:   f       f+1     f+2     f+3      f+4 ...           (rows = 1, L = 3)
+        read     e(K-1)  .       .       .
+        corner   .       .       e(K-1)  .                          (FEED_LATENCY = 2)
+        product  .       .       .       p(K-1)                     (PE_LATENCY = 1)
+        drain    .       .       .       .        col 0, col 1, ...
 
     :param shapes: ``(m, k, n)`` of each job (``(m, k) @ (k, n)``).
     :param rows: physical rows of the array.
@@ -103,7 +134,7 @@ def tile_schedule(
     rows = positive_int("array rows", rows)
     cols = positive_int("array cols", cols)
     sink_latency = non_negative_int("sink_latency", sink_latency)
-    gap = rows + cols - 1 + sink_latency
+    gap = rows + cols - 1 + PIPELINE_LATENCY + sink_latency
     slots: list[TileSlot] = []
     cycle = 1
     for job, (m, k, n) in enumerate(shapes):
@@ -113,7 +144,7 @@ def tile_schedule(
         tiles = [(mt, nt) for mt in range(math.ceil(m / rows)) for nt in range(math.ceil(n / cols))]
         for index, (mt, nt) in enumerate(tiles):
             feed_end = cycle + k - 1
-            drain_start = feed_end + rows
+            drain_start = feed_end + rows + PIPELINE_LATENCY
             slots.append(
                 TileSlot(job, mt, nt, cycle, feed_end, drain_start, drain_start + cols - 1)
             )
@@ -127,13 +158,15 @@ def tiled_matmul_cycles(
     """Exact cycles from ``start`` (cycle 0) to ``done`` for a sequence of jobs.
 
     With ``T_j = ceil(m_j/rows) * ceil(n_j/cols)`` tiles, period
-    ``P_j = max(k_j, rows, cols)`` and gap ``G = rows + cols - 1 + sink_latency``::
+    ``P_j = max(k_j, rows, cols)`` and gap ``G = rows + cols - 1 + L + sink_latency``
+    (``L =`` :data:`PIPELINE_LATENCY` ``= 3``)::
 
         cycles = 1 + sum over jobs j of ((T_j - 1) * P_j + k_j + G)
 
     The ``1`` is the cycle that samples ``start``; ``(T_j - 1) * P_j + k_j`` cycles stream the
-    job's tiles; ``G`` cycles let the last tile's results travel to the far corner
-    (``rows - 1`` cycles), drain (``cols`` cycles) and reach the sink (``sink_latency``).
+    job's tiles; ``G`` cycles let the last tile's results pass the pipeline registers (``L``
+    cycles), travel to the far corner (``rows - 1`` cycles), drain (``cols`` cycles) and reach
+    the sink (``sink_latency``).
 
     :param shapes: ``(m, k, n)`` of each job.
     :param rows: physical rows of the array.
@@ -144,4 +177,4 @@ def tiled_matmul_cycles(
     slots = tile_schedule(shapes, rows=rows, cols=cols, sink_latency=sink_latency)
     if not slots:
         raise ValueError("shapes must hold at least one job")
-    return slots[-1].feed_end + rows + cols + sink_latency
+    return slots[-1].feed_end + rows + cols + PIPELINE_LATENCY + sink_latency

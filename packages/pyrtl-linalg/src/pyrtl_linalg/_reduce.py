@@ -26,9 +26,10 @@ __all__ = ["REDUCE_OPS", "WindowReduce", "make_window_reduce", "window_reduce_cy
 REDUCE_OPS: Final = ("max", "mean")
 
 #: Cycles from the read of a window's last word to the cycle its result can be read back:
-#: one to finish the running maximum or sum, one to divide and clamp it into the output
-#: register, one to write it.
-_LATENCY: Final = 3
+#: one to register the word read (a block RAM's slow output ends in a register), one to
+#: finish the running maximum or sum, one to divide and clamp it into the output register,
+#: one to write it.
+_LATENCY: Final = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,12 +49,12 @@ class WindowReduce:
 def window_reduce_cycles(window: Window, grids: int, lanes: int) -> int:
     """Cycles of :func:`make_window_reduce`, from ``start`` (cycle 0) to ``done``.
 
-    ``3 + ceil(grids / lanes) * positions * channels * kh * kw``: one word read per cycle for
+    ``4 + ceil(grids / lanes) * positions * channels * kh * kw``: one word read per cycle for
     every window element of every output (padding elements included, so the time per output is
-    the same everywhere), then three cycles for the last result to reach the memory.
+    the same everywhere), then four cycles for the last result to reach the memory.
 
     >>> window_reduce_cycles(Window(4, 4, 2, (2, 2), (2, 2)), grids=3, lanes=2)
-    67
+    68
 
     :param window: the window geometry.
     :param grids: grids to reduce.
@@ -184,19 +185,21 @@ def make_window_reduce(
 
     Schedule: outputs are produced in dest address order (tile, position, channel); each reads
     the ``kh * kw`` words of its window, one per cycle, row by row, padding included (those
-    reads are ignored), so the unit takes :func:`window_reduce_cycles` ``= 3 + tiles *
+    reads are ignored), so the unit takes :func:`window_reduce_cycles` ``= 4 + tiles *
     positions * channels * kh * kw`` cycles. For a ``2 x 2`` window (``K = 4`` reads per
-    output, element ``j`` of output ``o`` read in cycle ``o * K + j + 1``)::
+    output, element ``j`` of output ``o`` read in cycle ``o * K + j + 1``; each word is
+    registered, then added to the running maximum or sum)::
 
-        cycle:    0    1    2    3    4    5    6    7    8    ...  E    E+1  E+2  E+3
+        cycle:    0    1    2    3    4    5    6    7    8    9    ...  E    E+1  E+2  E+3  E+4
         start:    1
-        read:          o0e0 o0e1 o0e2 o0e3 o1e0 o1e1 o1e2 o1e3      last
-        acc:                               o0                            last
-        out reg:                                o0                            last
-        in dest:                                     o0                            last
-        done:                                                                      1
+        read:          o0e0 o0e1 o0e2 o0e3 o1e0 o1e1 o1e2 o1e3           last
+        word:               o0e0 o0e1 o0e2 o0e3 o1e0 o1e1 o1e2 o1e3           last
+        acc:                                    o0                                  last
+        out reg:                                     o0                                  last
+        in dest:                                          o0                                  last
+        done:                                                                                 1
 
-    A result is in its dest word from cycle ``(o + 1) * K + 3`` on; ``done`` (cycle ``E + 3``)
+    A result is in its dest word from cycle ``(o + 1) * K + 4`` on; ``done`` (cycle ``E + 4``)
     is the first cycle in which all of them are. ``start`` is sampled while idle; the unit
     then runs once and is idle again after ``done``, ready to be started again (new memory
     contents, no reset, no rebuild).
@@ -208,9 +211,10 @@ def make_window_reduce(
     sum the window can produce. When padding makes ``n`` vary from window to window, a counter
     counts the grid positions of each window and a small ROM holds the ``n`` multipliers.
 
-    Ports: one read port on ``source`` addressed straight from a register, so synchronous
-    memories work; one write port on ``dest`` with address, data and enable from registers.
-    Everything is word-level, for fast simulation.
+    Ports: one read port on ``source`` addressed straight from a register and read into a
+    register, so synchronous memories work (and map to block RAM); one write port on ``dest``
+    with address, data and enable from registers. Everything is word-level, for fast
+    simulation.
 
     :param source: the memory holding the grids (a :class:`pyrtl.MemBlock` or
         :class:`pyrtl.RomBlock`).
@@ -318,16 +322,23 @@ def make_window_reduce(
 
     # Whether the word read is inside the grid: padded coordinates against the padding.
     y, x = y0 + ky, x0 + kx
-    inside: pyrtl.WireVector = pyrtl.Const(1, bitwidth=1)
+    in_grid: pyrtl.WireVector = pyrtl.Const(1, bitwidth=1)
     for pad, test in ((top, y >= top), (bottom, y < top + height)):
-        inside = inside & test if pad else inside
+        in_grid = in_grid & test if pad else in_grid
     for pad, test in ((left, x >= left), (right, x < left + width)):
-        inside = inside & test if pad else inside
+        in_grid = in_grid & test if pad else in_grid
 
-    # Running maximum or sum per lane: a window's result is in `acc` the cycle after its last
-    # word, with its number of grid positions in `count`.
-    first = (kx == 0) & (ky == 0)
-    word = source[addr]
+    # Running maximum or sum per lane, from the registered word and the flags of its read: a
+    # window's result is in `acc` two cycles after its last word was read, with its number of
+    # grid positions in `count`.
+    word = pyrtl.Register(source.bitwidth, name=f"{name}_word")
+    word.next <<= source[addr]
+    first = pyrtl.Register(1, name=f"{name}_first")
+    first.next <<= (kx == 0) & (ky == 0)
+    inside = in_grid
+    if not isinstance(in_grid, pyrtl.Const):  # a window with padding
+        inside = pyrtl.Register(1, name=f"{name}_inside")
+        inside.next <<= in_grid
     low, high = signed_range(bits)
     max_count = kh * kw
     acc_bits = bits if op == "max" else signed_bits(max_count * low, max_count * high)
@@ -354,8 +365,10 @@ def make_window_reduce(
         results.append(result)
 
     # Output register and write port, then `done` once the last write has landed.
+    step_read = pyrtl.Register(1, name=f"{name}_step_read")
+    step_read.next <<= step
     total_valid = pyrtl.Register(1, name=f"{name}_total_valid")
-    total_valid.next <<= step
+    total_valid.next <<= step_read
     out_valid = pyrtl.Register(1, name=f"{name}_out_valid")
     out_valid.next <<= total_valid
     out_data = pyrtl.Register(lanes * bits, name=f"{name}_out_data")

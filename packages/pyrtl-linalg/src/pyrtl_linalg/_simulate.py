@@ -174,7 +174,7 @@ def build_matmul(
             name="result",
             asynchronous=True,
         )
-        address = (engine.m_tile * n + engine.column)[: result_mem.addrwidth]
+        address = engine.address[: result_mem.addrwidth]  # m_tile * n + column
         result_mem[address] <<= pyrtl.MemBlock.EnabledWrite(
             pyrtl.concat_list(list(engine.values)), engine.valid
         )
@@ -206,7 +206,7 @@ def simulate_matmul(
     array([[19, 22],
            [43, 50]])
     >>> cycles
-    6
+    9
 
     :param a: signed integers of shape ``(m, k)`` within ``bits`` bits.
     :param b: signed integers of shape ``(k, n)`` within ``bits`` bits.

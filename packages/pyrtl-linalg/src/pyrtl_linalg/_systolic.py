@@ -11,9 +11,14 @@ from collections.abc import Sequence
 
 import pyrtl
 
+from ._control import delayed
 from ._validate import positive_int
 
-__all__ = ["accumulator_bits", "column_skews", "make_systolic_array"]
+__all__ = ["PE_LATENCY", "accumulator_bits", "column_skews", "make_systolic_array"]
+
+#: Register stages inside a PE between its operands and its accumulator: the product register,
+#: so that a multiplier (one DSP block) is a path of its own, from registers to a register.
+PE_LATENCY = 1
 
 
 def accumulator_bits(k: int, *, bits: int = 8) -> int:
@@ -29,14 +34,6 @@ def accumulator_bits(k: int, *, bits: int = 8) -> int:
     :returns: ``2*bits + ceil(log2(k))``.
     """
     return 2 * bits + math.ceil(math.log2(k))
-
-
-def _delayed(wire: pyrtl.WireVector, cycles: int, name: str) -> pyrtl.WireVector:
-    for stage in range(cycles):
-        reg = pyrtl.Register(len(wire), name=f"{name}_d{stage + 1}")
-        reg.next <<= wire
-        wire = reg
-    return wire
 
 
 def column_skews(rows: int, cols: int, *, min_period: int | None = None) -> list[int]:
@@ -99,9 +96,17 @@ def make_systolic_array(
 
     Columns with equal skew share one ``a`` wire instead of a forwarding register.
 
-    A PE restarts its accumulator when the ``first`` flag reaches it and copies the finished
-    sum into its shadow register when ``last`` does, so a new tile can stream in back to back
-    while the shadow registers of the previous one are read out.
+    A PE registers its product and adds it to its accumulator in the next cycle
+    (:data:`PE_LATENCY` ``= 1``, the flags delayed to match): the multiplier and the adder are
+    two register-to-register paths. It restarts its accumulator when the ``first`` flag
+    reaches the product and copies the finished sum into its shadow register when ``last``
+    does, so a new tile can stream in back to back while the shadow registers of the previous
+    one are read out::
+
+        cycle:      t            t+1                           t+2
+        PE (i, j):  p <= a * b   acc <= acc + p                shadow holds the sum
+                                 shadow <= acc + p (if last)
+                    (t = c + i + f(j) for the element at the corner in cycle c)
 
     Widths: operands are signed and travel at their own width (every ``a`` wire ``a_bits``
     wide, every ``b`` wire ``b_bits``; for zero-point-shifted int8 activations and int8
@@ -114,7 +119,8 @@ def make_systolic_array(
 
     Timing: if ``last`` is high in cycle ``c`` and the next ``last`` in cycle
     ``c2 >= c + min_period``, column ``j``'s results are returned (for ``drain == j``) in
-    every cycle of ``[c + rows + f(j), c2 + f(j)]``, which always holds ``c + rows + j``.
+    every cycle of ``[c + rows + f(j) + PE_LATENCY, c2 + f(j) + PE_LATENCY]``, which always
+    holds ``c + rows + PE_LATENCY + j``.
 
     :param a: ``rows`` signed operands entering the left edge, all of one width.
     :param b: ``cols`` signed operands entering the top edge, all of one width.
@@ -142,19 +148,19 @@ def make_systolic_array(
                 )
     if 1 << len(drain) < cols:
         raise ValueError(f"drain is {len(drain)} bits wide, too narrow to select {cols} columns")
-    # One delay line of flags serves the whole grid: PE (i, j) sees the flags of i + f(j)
-    # cycles ago.
+    # One delay line of flags serves the whole grid: PE (i, j) accumulates with the flags of
+    # i + f(j) + PE_LATENCY cycles ago.
     firsts = [first]
     lasts = [last]
-    for stage in range(rows - 1 + skews[-1]):
+    for stage in range(rows - 1 + skews[-1] + PE_LATENCY):
         f = pyrtl.Register(1, name=f"{name}_first_d{stage + 1}")
         f.next <<= firsts[-1]
         firsts.append(f)
         la = pyrtl.Register(1, name=f"{name}_last_d{stage + 1}")
         la.next <<= lasts[-1]
         lasts.append(la)
-    a_in = [_delayed(a[i], i, f"{name}_a{i}") for i in range(rows)]
-    b_in = [_delayed(b[j], skews[j], f"{name}_b{j}") for j in range(cols)]
+    a_in = [delayed(a[i], i, f"{name}_a{i}") for i in range(rows)]
+    b_in = [delayed(b[j], skews[j], f"{name}_b{j}") for j in range(cols)]
     shadows: list[list[pyrtl.WireVector]] = [[] for _ in range(rows)]
     for i in range(rows):
         for j in range(cols):
@@ -166,10 +172,12 @@ def make_systolic_array(
             if i + 1 < rows:
                 b_in[j] = pyrtl.Register(len(b_here), name=f"{pe}_b")
                 b_in[j].next <<= b_here
-            product = _signed_product(a_here, b_here, acc_bits)
+            product = pyrtl.Register(len(a_here) + len(b_here), name=f"{pe}_product")
+            product.next <<= pyrtl.signed_mult(a_here, b_here)
+            addend = _widened(product, acc_bits)
             acc = pyrtl.Register(acc_bits, name=f"{pe}_acc")
-            delay = i + skews[j]
-            total = pyrtl.select(firsts[delay], product, (acc + product)[:acc_bits])
+            delay = i + skews[j] + PE_LATENCY
+            total = pyrtl.select(firsts[delay], addend, (acc + addend)[:acc_bits])
             acc.next <<= total
             shadow = pyrtl.Register(acc_bits, name=f"{pe}_shadow")
             shadow.next <<= pyrtl.select(lasts[delay], total, shadow)
@@ -179,15 +187,15 @@ def make_systolic_array(
     return [pyrtl.mux(drain, *row, default=row[0]) for row in shadows]
 
 
-def _signed_product(a: pyrtl.WireVector, b: pyrtl.WireVector, acc_bits: int) -> pyrtl.WireVector:
-    """``a * b`` of two signed wires, ``acc_bits`` wide.
+def _widened(product: pyrtl.WireVector, acc_bits: int) -> pyrtl.WireVector:
+    """A signed product, ``acc_bits`` wide.
 
-    The exact product has ``len(a) + len(b)`` bits: the low bits of the unsigned product of
-    the operands sign-extended to that width (the multiplier a synthesis tool sees, since
-    PyRTL's Verilog has no ``signed``). Only that product is then sign-extended to the
-    accumulator (or truncated, where the caller's ranges allow).
+    The exact product of ``a * b`` has ``len(a) + len(b)`` bits: the low bits of the unsigned
+    product of the operands sign-extended to that width (the multiplier a synthesis tool sees,
+    since PyRTL's Verilog has no ``signed``), and the product register holds exactly those.
+    Only then is it sign-extended to the accumulator (or truncated, where the caller's ranges
+    allow).
     """
-    product = pyrtl.signed_mult(a, b)
     if len(product) >= acc_bits:
         return product[:acc_bits]
     return product.sign_extended(acc_bits)

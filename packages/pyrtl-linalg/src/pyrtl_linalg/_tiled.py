@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import pyrtl
 
-from ._control import counter_bits, pick
-from ._cycles import tile_period
+from ._control import counter_bits, delayed, pick
+from ._cycles import FEED_LATENCY, PIPELINE_LATENCY, tile_period
 from ._matrix import WireMatrix2D, to_signed
 from ._patches import make_patch_addresses, patch_fields
-from ._systolic import accumulator_bits, make_systolic_array
+from ._systolic import PE_LATENCY, accumulator_bits, make_systolic_array
 from ._validate import int_in_range, non_negative_int, positive_int, signed_bits, signed_int
 from ._window import Window
 
@@ -100,6 +100,9 @@ class TiledMatmul:
     :param m_tile: row tile of the column (an unnamed constant 0 when every job has one row
         tile).
     :param column: the column's index in the job's result (``0 <= column < n``).
+    :param address: ``m_tile * n + column``, the column's word in the ``A`` layout of the job's
+        result (:class:`MatmulJob`), counted by the engine (no multiplier); the same wire as
+        ``column`` when every job has one row tile.
     :param values: ``rows`` signed results.
     :param value_bits: width of each of ``values``.
     :param acc_bits: accumulator width of the array.
@@ -112,6 +115,7 @@ class TiledMatmul:
     job: pyrtl.WireVector
     m_tile: pyrtl.WireVector
     column: pyrtl.WireVector
+    address: pyrtl.WireVector
     values: tuple[pyrtl.WireVector, ...]
     value_bits: int
     acc_bits: int
@@ -179,15 +183,21 @@ def _read_operand(
     name: str,
 ) -> pyrtl.WireVector:
     """One read port per memory, each addressed straight from a register (so synchronous
-    memories work); narrower memories get a mirror register of their own width."""
+    memories work; narrower memories get a mirror register of their own width), each word
+    through ``FEED_LATENCY - 1`` registers of its own, then the ``select``-ed word (the select
+    delayed to match). A block RAM's slow clock-to-output thus ends in a register, and the
+    select is a path of its own."""
     data = []
     for index, memory in enumerate(memories):
         port = address
         if memory.addrwidth != len(address):
             port = pyrtl.Register(memory.addrwidth, name=f"{name}{index}_addr")
             port.next <<= address_next[: memory.addrwidth]
-        data.append(memory[port])
-    return data[0] if len(data) == 1 else pyrtl.mux(select, *data, default=data[0])
+        data.append(delayed(memory[port], FEED_LATENCY - 1, f"{name}{index}_word"))
+    if len(data) == 1:
+        return data[0]
+    chosen = delayed(select, FEED_LATENCY - 1, f"{name}_sel")
+    return pyrtl.mux(chosen, *data, default=data[0])
 
 
 def make_tiled_matmul(
@@ -243,6 +253,15 @@ def make_tiled_matmul(
     addresses come straight from registers, so synchronous (``asynchronous=False``) memories
     work. Everything is word-level, for fast simulation.
 
+    Pipeline: every word read goes through a register of its own, the selected and
+    zero-point-shifted edge operands through another (:data:`~pyrtl_linalg.FEED_LATENCY`
+    ``= 2``), and each PE registers its product (:data:`~pyrtl_linalg.PE_LATENCY` ``= 1``); the
+    controller's conditions (tile ends, waiting) are registers too. A block RAM's output, the
+    operand select and subtraction, the multiplier and the accumulator are each a
+    register-to-register path, for a clock of 100 MHz and more on an ECP5. It costs
+    :data:`~pyrtl_linalg.PIPELINE_LATENCY` ``= 3`` cycles per job, in the gap after its last
+    tile, and no throughput.
+
     :param jobs: the products to compute, in order (at least one).
     :param start: 1-bit start signal.
     :param rows: physical rows of the array (rows of a result tile).
@@ -270,7 +289,7 @@ def make_tiled_matmul(
     windowed = any(job.a_window is not None for job in jobs)
 
     acc_bits = accumulator_bits(max(job.k for job in jobs), bits=bits)
-    gap = rows + cols - 1 + sink_latency
+    gap = rows + cols - 1 + PIPELINE_LATENCY + sink_latency
     a_mems = list(dict.fromkeys(job.a for job in jobs))
     b_mems = list(dict.fromkeys(job.b for job in jobs))
     bias_bases, bias_words = [], []
@@ -337,13 +356,19 @@ def make_tiled_matmul(
     ncol = pyrtl.Register(counter_bits(max(fields["n"]) + cols), name=f"{name}_ncol")
     b_addr = pyrtl.Register(max(mem.addrwidth for mem in b_mems), name=f"{name}_b_addr")
 
+    # The controller's conditions start from registers: `waiting` is `wait != 0` and the
+    # three ends `kk == k_m1`, `nt == nt_m1`, `mt == mt_m1`, each computed from the next value
+    # of what it tests. The ends compare with the current job's descriptor: it changes only
+    # at a job's end, after which the engine waits at least one cycle (the gap) with kk, nt
+    # and mt at 0, and in that cycle they are compared with the new job's fields.
+    waiting = pyrtl.Register(1, name=f"{name}_waiting")
+    k_end = pyrtl.Register(1, name=f"{name}_k_end")
+    nt_end = pyrtl.Register(1, name=f"{name}_nt_end")
+    mt_end = pyrtl.Register(1, name=f"{name}_mt_end")
     idle = ~busy
     go = idle & start
-    waiting = wait != 0
     feeding = busy & ~fin & ~waiting
-    tile_end = feeding & (kk == rom["k_m1"])
-    nt_end = nt == rom["nt_m1"]
-    mt_end = mt == rom["mt_m1"]
+    tile_end = feeding & k_end
     next_n = tile_end & ~nt_end
     next_m = tile_end & nt_end & ~mt_end
     job_end = tile_end & nt_end & mt_end
@@ -371,40 +396,60 @@ def make_tiled_matmul(
         a_tile.next <<= pick(a_tile, (reload, rom["a_base"]), (next_m, a_addr + 1))
     b_next = pick(b_addr, (reload, rom["b_base"]), (next_m, rom["b_base"]), (feeding, b_addr + 1))
     b_addr.next <<= b_next
-    kk.next <<= pick(kk, (tile_end, 0), (feeding, kk + 1))
-    nt.next <<= pick(nt, (next_n, nt + 1), (tile_end, 0))
-    mt.next <<= pick(mt, (next_m, mt + 1), (job_end, 0))
+    kk_next = pick(kk, (tile_end, 0), (feeding, kk + 1))
+    nt_next = pick(nt, (next_n, nt + 1), (tile_end, 0))
+    mt_next = pick(mt, (next_m, mt + 1), (job_end, 0))
+    wait_next = pick(wait, (job_end, gap), (tile_end, rom["wait"]), (waiting, wait - 1))
+    for counter, counter_next, end, last in (
+        (kk, kk_next, k_end, rom["k_m1"]),
+        (nt, nt_next, nt_end, rom["nt_m1"]),
+        (mt, mt_next, mt_end, rom["mt_m1"]),
+    ):
+        counter.next <<= counter_next
+        end.next <<= counter_next == last
+    wait.next <<= wait_next
+    waiting.next <<= wait_next != 0
     ncol.next <<= pick(ncol, (next_n, ncol + cols), (tile_end, 0))
     job.next <<= pick(job, (job_end & ~last_job, job + 1), (job_end, 0))
-    wait.next <<= pick(wait, (job_end, gap), (tile_end, rom["wait"]), (waiting, wait - 1))
     busy.next <<= pick(busy, (go, 1), (done, 0))
     fin.next <<= pick(fin, (job_end & stop, 1), (done, 0))
     load.next <<= job_end & ~stop
 
-    # Edges: read one packed word per operand and subtract the zero point. The operands enter
-    # the array at their own width (bits + 1 and bits); each PE widens only its product.
+    # Edges: read one packed word per operand and subtract the zero point, in FEED_LATENCY
+    # register stages (the read words, then the edge operands); the descriptor fields used
+    # past the first stage are delayed with the data, since the next job's descriptor may
+    # already be in place. The operands enter the array at their own width (bits + 1 and
+    # bits); each PE widens only its product.
     a_word = _read_operand(a_mems, a_addr, a_next, rom["a_sel"], f"{name}_a")
     b_word = _read_operand(b_mems, b_addr, b_next, rom["b_sel"], f"{name}_b")
-    if windowed:
-        # Padding reads as the zero point in every lane, so that it enters the array as 0.
-        a_word = pyrtl.select(patches.padding, pyrtl.concat_list([rom["zp"]] * rows), a_word)
     a_edge = [a_word[i * bits : (i + 1) * bits] for i in range(rows)]
     if any(fields["zp"]):
-        zero_point = rom["zp"].sign_extended(bits + 1)
+        zero_point = delayed(rom["zp"], FEED_LATENCY - 1, f"{name}_zp").sign_extended(bits + 1)
         a_edge = [(value.sign_extended(bits + 1) - zero_point)[: bits + 1] for value in a_edge]
-    b_edge = [b_word[j * bits : (j + 1) * bits] for j in range(cols)]
+    if windowed:
+        # An element in the padding enters the array as 0 (it reads as the zero point).
+        padding = delayed(patches.padding, FEED_LATENCY - 1, f"{name}_padding")
+        a_edge = [pyrtl.select(padding, 0, value) for value in a_edge]
+    a_edge = [delayed(value, 1, f"{name}_a_edge{i}") for i, value in enumerate(a_edge)]
+    b_edge = [
+        delayed(b_word[j * bits : (j + 1) * bits], 1, f"{name}_b_edge{j}") for j in range(cols)
+    ]
+    # The flags reach the corner with their elements.
+    first = delayed(feeding & (kk == 0), FEED_LATENCY, f"{name}_first")
+    last = delayed(tile_end, FEED_LATENCY, f"{name}_last")
 
-    # Drain controller: a tile's column 0 is complete `rows` cycles after its last element
-    # entered the corner; the tags of the tile wait in `pending` until then.
+    # Drain controller: a tile's column 0 is complete `rows + PE_LATENCY` cycles after its last
+    # element entered the corner, FEED_LATENCY cycles after its read.
+    min_period = min(tile_period(job.k, rows=rows, cols=cols) for job in jobs)
     drain_col = pyrtl.Register(counter_bits(cols - 1), name=f"{name}_drain_col")
     results = make_systolic_array(
         a_edge,
         b_edge,
-        first=feeding & (kk == 0),
-        last=tile_end,
+        first=first,
+        last=last,
         drain=drain_col,
         acc_bits=acc_bits,
-        min_period=min(tile_period(job.k, rows=rows, cols=cols) for job in jobs),
+        min_period=min_period,
         name=f"{name}_sa",
     )
     # A tag that cannot change (one job; one row tile in every job) is a constant, so that
@@ -415,26 +460,34 @@ def make_tiled_matmul(
         tags["job"] = job
     if any(fields["mt_m1"]):
         tags["mt"] = mt
+        # The row tile's first word in the result's A layout, mt * n, kept by adding n.
+        result_words = max(_row_tiles(j, rows) * j.n + cols for j in jobs)
+        row = pyrtl.Register(counter_bits(result_words), name=f"{name}_row")
+        row.next <<= pick(row, (next_m, row + rom["n"]), (job_end, 0))
+        tags["address"] = (row + ncol)[: len(row)]
     if has_bias:
         tags["bias"] = (rom["bias_base"] + ncol)[: counter_bits(len(bias_words) - 1)]
-    pulse = tile_end
-    for stage in range(rows - 1):
-        reg = pyrtl.Register(1, name=f"{name}_drain_go_d{stage + 1}")
-        reg.next <<= pulse
-        pulse = reg
-    if rows > 1:
-        pending = {}
-        for key, wire in tags.items():
-            pending[key] = pyrtl.Register(len(wire), name=f"{name}_pending_{key}")
-            pending[key].next <<= pyrtl.select(tile_end, wire, pending[key])
-        tags = pending
+    # The tags of a tile change at its tile_end and are drained `hold` cycles later. They
+    # wait in `pending`, captured `early` cycles after tile_end (through delay registers only
+    # where tiles come closer than `hold`): the next tile's capture, a period later, must not
+    # come before the drain has read them.
+    hold = rows - 1 + FEED_LATENCY + PE_LATENCY
+    early = max(0, hold - min_period)
+    capture = delayed(tile_end, early, f"{name}_capture")
+    pending = {}
+    for key, wire in tags.items():
+        early_wire = delayed(wire, early, f"{name}_tag_{key}")
+        pending[key] = pyrtl.Register(len(wire), name=f"{name}_pending_{key}")
+        pending[key].next <<= pyrtl.select(capture, early_wire, pending[key])
+    tags = pending
+    pulse = delayed(capture, hold - early, f"{name}_drain_go")
     active = pyrtl.Register(1, name=f"{name}_drain_active")
     active.next <<= pulse | (active & (drain_col != cols - 1))
     drain_col.next <<= pick(drain_col, (pulse, 0), (active, drain_col + 1))
     drained = {}
     for key, wire in tags.items():
         drained[key] = pyrtl.Register(len(wire), name=f"{name}_drain_{key}")
-        if key in ("ncol", "bias"):
+        if key in ("ncol", "address", "bias"):
             drained[key].next <<= pick(drained[key], (pulse, wire), (active, drained[key] + 1))
         else:
             drained[key].next <<= pyrtl.select(pulse, wire, drained[key])
@@ -459,6 +512,7 @@ def make_tiled_matmul(
         out <<= wire
         return out
 
+    column = named(drained["ncol"], "out_column")
     return TiledMatmul(
         start=start,
         done=named(done, "done"),
@@ -466,7 +520,8 @@ def make_tiled_matmul(
         valid=named(active & (drained["ncol"] < drained["n"]), "valid"),
         job=named(drained["job"], "out_job") if "job" in drained else pyrtl.Const(0),
         m_tile=named(drained["mt"], "out_m_tile") if "mt" in drained else pyrtl.Const(0),
-        column=named(drained["ncol"], "out_column"),
+        column=column,
+        address=named(drained["address"], "out_address") if "address" in drained else column,
         values=tuple(named(result, f"out{i}") for i, result in enumerate(results)),
         value_bits=value_bits,
         acc_bits=acc_bits,

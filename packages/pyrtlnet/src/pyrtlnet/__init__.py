@@ -32,6 +32,7 @@ from ._axi import (
     build_axi,
 )
 from ._axi_testbench import AxiResult, AxiTestbenchFiles, run_axi_testbench, write_axi_testbench
+from ._board import BOARDS, Board, BoardPin, PllConfig, board_pcf, board_top, ice40_pll
 from ._bytebus import ByteBusDesign, build_byte_bus, byte_bus_input, byte_bus_results
 from ._design import Design, Port, build_design
 from ._explore import (
@@ -121,6 +122,7 @@ __all__ = [
     "AREA_UNITS",
     "AXI_ADDR_BITS",
     "AXI_REGISTERS",
+    "BOARDS",
     "DEFAULT_ARRAY",
     "DEFAULT_COLS",
     "EXPLORE_FLOWS",
@@ -143,6 +145,8 @@ __all__ = [
     "AxiResult",
     "AxiTestbenchFiles",
     "BatchStimulus",
+    "Board",
+    "BoardPin",
     "Budget",
     "BudgetCheck",
     "ByteBusDesign",
@@ -157,6 +161,7 @@ __all__ = [
     "InferenceResult",
     "ParallelResult",
     "Plan",
+    "PllConfig",
     "PnrError",
     "PnrProgress",
     "PnrReport",
@@ -178,6 +183,8 @@ __all__ = [
     "axi_output_frame",
     "axi_output_masks",
     "axi_register",
+    "board_pcf",
+    "board_top",
     "build",
     "build_axi",
     "build_byte_bus",
@@ -194,6 +201,7 @@ __all__ = [
     "explore",
     "export_verilog",
     "find_tools",
+    "ice40_pll",
     "inference_batches",
     "inference_ports",
     "job_shape",

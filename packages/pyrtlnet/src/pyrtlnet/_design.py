@@ -26,9 +26,9 @@ jobs use two, as on the reference path, each value has one requantizer per metho
 column's job picks the result), requantizes the ``R`` accumulators in a pipeline of
 ``REQUANT_STAGES`` registers (``1 + REQUANT_STAGES`` cycles in all: the plan's
 ``SINK_LATENCY``), and writes one packed word to the next layer's activation memory in the
-"A" layout, so the next job can read it. For the last layer it also keeps the columns of the
-current row tile in registers and, when the tile's last column arrives, writes the ``R`` argmax
-indices to the prediction memory.
+"A" layout, so the next job can read it. For the last layer it also keeps each lane's running
+maximum over the current row tile's columns and its index in registers and, when the tile's
+last column arrives, writes the ``R`` argmax indices to the prediction memory.
 
 A convolutional model (shared architecture only) adds one window-reduce unit per pooling
 layer, reading activation memory ``l`` and writing ``l + 1``, and runs in stages: the engine
@@ -56,7 +56,6 @@ from pyrtl_linalg import (
     TiledMatmul,
     float32_scale_fields,
     float64_scale_fields,
-    make_argmax,
     make_requantize,
     make_tiled_matmul,
     make_window_reduce,
@@ -359,9 +358,6 @@ def _sink(
 ) -> None:
     """Requantize the engine's drain stream into the next activation memories (see module)."""
     jobs = len(engine.layers)
-    # A job's result has one column per output channel; row tile mt (an image tile, or for a
-    # convolution one window position of one) goes to words mt * units .. mt * units + units - 1.
-    units = [matmul_weights(plan.model.layers[i]).shape[1] for i in engine.layers]
     # Stage 1 registers the drained column with the addresses it needs, so that every memory
     # in the sink is read and written from registers (synchronous, block-RAM friendly).
     valid = pyrtl.Register(1, name=f"{name}_valid")
@@ -374,10 +370,13 @@ def _sink(
     address = pyrtl.Register(_addr_bits(widest), name=f"{name}_address")
     constants = _requant_words(plan, engine)
     constant_address = pyrtl.Register(_addr_bits(len(constants)), name=f"{name}_constant_address")
-    row_start = 0
-    if plan.m_tiles > 1 or any(plan.windows[i] is not None for i in engine.layers):
-        row_start = stream.m_tile * _select(stream.job, units, f"{name}_row_words")
-    address.next <<= (row_start + stream.column)[: len(address)]
+    # A job's result has one column per output channel; row tile mt (an image tile, or for a
+    # convolution one window position of one) goes to words mt * units .. mt * units + units - 1:
+    # the engine counts that word (TiledMatmul.address), no multiplier here.
+    word_address = stream.address
+    if len(word_address) > len(address):
+        word_address = word_address[: len(address)]
+    address.next <<= word_address
     constant_base = _select(stream.job, list(engine.constant_bases), f"{name}_constant_base")
     constant_address.next <<= (constant_base + stream.column)[: len(constant_address)]
     values = []
@@ -532,31 +531,34 @@ def _argmax(
     predictions: pyrtl.MemBlock,
     name: str,
 ) -> None:
-    """Streaming argmax of the last layer: columns of a row tile arrive in increasing order, so
-    the first ``n - 1`` wait in registers and the last one completes every lane's vector.
-    ``outputs`` and ``enable`` are a sink-latency behind the stream, as are the column and row
-    tile delayed here."""
+    """Streaming argmax of the last layer: the columns of a row tile arrive in increasing
+    order, so each lane keeps its running maximum and its index in two registers (column 0
+    sets them, a later column replaces them only if strictly greater: the lowest index wins
+    ties, as in :func:`numpy.argmax`), and the last column decides and writes the prediction.
+    One comparator per lane, whatever the number of classes. ``outputs`` and ``enable`` are a
+    sink-latency behind the stream, as are the column and row tile delayed here."""
+    bits = plan.index_bits
     column = _delayed(stream.column, SINK_LATENCY, f"{name}_column")
     m_tile = stream.m_tile
-    if len(m_tile) > predictions.addrwidth:  # a convolution's row tiles count positions too
+    last = enable & (column == plan.model.num_classes - 1)
+    if len(m_tile) > predictions.addrwidth:
+        # A convolution's row tiles count window positions too, so the tag is wider than the
+        # prediction address. The last layer's row tiles are the m_tiles image tiles, and only
+        # those write: the whole tag takes part.
+        last = last & _delayed(m_tile < plan.m_tiles, SINK_LATENCY, f"{name}_in_range")
         m_tile = m_tile[: predictions.addrwidth]
     m_tile = _delayed(m_tile, SINK_LATENCY, f"{name}_m_tile")
-    classes = plan.model.num_classes
-    held = []
-    for c in range(classes - 1):
-        regs = []
-        for i, out in enumerate(outputs):
-            reg = pyrtl.Register(len(out), name=f"{name}_logit{c}_{i}")
-            reg.next <<= pyrtl.select(enable & (column == c), out, reg)
-            regs.append(reg)
-        held.append(regs)
-    indices = [
-        make_argmax([held[c][i] for c in range(classes - 1)] + [out])
-        for i, out in enumerate(outputs)
-    ]
-    word = pyrtl.concat_list([index.zero_extended(plan.index_bits) for index in indices])
-    last = enable & (column == classes - 1)
-    predictions[m_tile] <<= pyrtl.MemBlock.EnabledWrite(word, last)
+    first = column == 0
+    indices = []
+    for i, out in enumerate(outputs):
+        best = pyrtl.Register(len(out), name=f"{name}_best{i}")
+        best_index = pyrtl.Register(bits, name=f"{name}_best_index{i}")
+        take = first | pyrtl.signed_gt(out, best)
+        index = pyrtl.select(take, column[:bits], best_index)
+        best.next <<= pyrtl.select(enable & take, out, best)
+        best_index.next <<= pyrtl.select(enable, index, best_index)
+        indices.append(index)
+    predictions[m_tile] <<= pyrtl.MemBlock.EnabledWrite(pyrtl.concat_list(indices), last)
 
 
 def _cycle_counter(

@@ -70,8 +70,10 @@ __all__ = [
 #: runs tasks in threads or shares the client's process.
 _BUILDING = threading.Lock()
 
-#: Bump when the stored record changes shape: old entries then miss instead of misreading.
-_CACHE_SCHEMA = 1
+#: Bump when the stored record changes shape, or the flows' yosys scripts change what they
+#: measure (2: the synth flows merge memories with their read registers, as pnr does): old
+#: entries then miss instead of misreading.
+_CACHE_SCHEMA = 2
 
 #: Every flow :func:`explore` runs: the yosys flows, then the place-and-route targets.
 EXPLORE_FLOWS: tuple[str, ...] = (*FLOWS, *TARGETS)

@@ -10,6 +10,7 @@ dense sweeps stay readable. Needs matplotlib (the ``explore`` extra).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -89,7 +90,26 @@ def _padded(values: Sequence[float], margin: float, *, log: bool) -> tuple[float
         ratio = (high / low) ** margin
         return low / ratio, high * ratio
     span = high - low or abs(high) * 0.1 or 1.0
-    return low - margin * span, high + margin * span
+    # Areas and rates are never negative: the axis need not reach below 0 for the labels.
+    bottom = low - margin * span
+    return max(bottom, 0.0) if low >= 0 else bottom, high + margin * span
+
+
+def _round_ticks(low: float, high: float) -> list[float]:
+    """Tick places on a linear axis from ``low`` to ``high``: the multiples of the smallest
+    step of 1, 2 or 5 times a power of ten that fits at most five times in the span (so two
+    to six ticks).
+
+    >>> _round_ticks(0.0, 9_797.0)
+    [0.0, 2000.0, 4000.0, 6000.0, 8000.0]
+    """
+    span = high - low
+    power = 10.0 ** math.floor(math.log10(span / 5))
+    step = next(m * power for m in (1, 2, 5, 10) if span / (m * power) <= 5)
+    digits = max(0, -math.floor(math.log10(step)))  # 0.2 * 3 is 0.6000000000000001
+    return [
+        round(k * step, digits) for k in range(math.ceil(low / step), math.floor(high / step) + 1)
+    ]
 
 
 def plot_design_space(
@@ -118,7 +138,6 @@ def plot_design_space(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
     from matplotlib.ticker import FixedLocator
 
     flows = list(dict.fromkeys(p.flow for p in points if p.area is not None))
@@ -163,9 +182,9 @@ def plot_design_space(
         # Ticks at fixed places on a linear axis: matplotlib's automatic locator once divided
         # by a NaN step in a long test session and failed the whole plot.
         if not x_log:
-            axis.xaxis.set_major_locator(FixedLocator(np.linspace(*x_limits, 5)))
+            axis.xaxis.set_major_locator(FixedLocator(_round_ticks(*x_limits)))
         if not y_log:
-            axis.yaxis.set_major_locator(FixedLocator(np.linspace(*y_limits, 5)))
+            axis.yaxis.set_major_locator(FixedLocator(_round_ticks(*y_limits)))
         axis.set_xlabel(f"{AREA_UNITS[flow]} ({flow}{x_log})")
         axis.set_ylabel(f"images/s at {clock}{y_log}")
         axis.grid(True, which="both", linewidth=0.3)

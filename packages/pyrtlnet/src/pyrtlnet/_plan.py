@@ -407,27 +407,31 @@ def make_plan(
     ``start``, requantization and the streaming argmax keep pace with the drain, and ``done``
     rises in the cycle the last prediction is readable. With ``T_l = ceil(B/R) * ceil(n_l/C)``
     tiles of period ``P_l = max(k_l, R, C)`` for layer ``l`` (``B`` batch, ``R x C`` array,
-    ``Q = REQUANT_STAGES``)::
+    ``L =`` :data:`pyrtl_linalg.PIPELINE_LATENCY` ``= 3`` cycles of the engine's pipeline
+    registers, ``Q = REQUANT_STAGES``)::
 
-        shared:     cycles = 1 + sum_l ((T_l - 1) * P_l + k_l + R + C + Q)
-        per-layer:  cycles = sum_l (1 + k_l + B + n_l + Q)      (R = B, C = n_l, T_l = 1)
+        shared:     cycles = 1 + sum_l ((T_l - 1) * P_l + k_l + R + C + L + Q)
+        per-layer:  cycles = sum_l (1 + k_l + B + n_l + L + Q)      (R = B, C = n_l, T_l = 1)
+
+    The default design (the shipped 144-18-10 MLP on a 1x16 array, batch 1):
+    ``1 + (144 + 144 + 1 + 16 + 3 + 9) + (18 + 1 + 16 + 3 + 9) = 365`` cycles.
 
     A convolutional model (shared only) runs in stages, each starting in the cycle in which the
     previous one raises ``done``, so the batch takes the sum of the stages. The engine runs its
     jobs in runs (:attr:`EnginePlan.segments`), pausing after each job a pooling layer follows;
-    a run takes ``1 + sum_l ((T_l - 1) * P_l + k_l + R + C + Q)`` over its jobs, where a
+    a run takes ``1 + sum_l ((T_l - 1) * P_l + k_l + R + C + L + Q)`` over its jobs, where a
     convolution over ``Q_l`` window positions with patches of ``k_l = kh * kw * C_in`` values
     (``C_in = C_out`` for a depthwise one) has ``T_l = ceil(B/R) * Q_l * ceil(n_l/C)`` tiles
     (:func:`job_shape`). A pooling layer over ``Q_l`` positions of a ``kh x kw`` window on
-    ``C_l`` channels takes :func:`pyrtl_linalg.window_reduce_cycles` ``= 3 + ceil(B/R) * Q_l *
-    C_l * kh * kw`` (one word read per window element, then three cycles to the memory)::
+    ``C_l`` channels takes :func:`pyrtl_linalg.window_reduce_cycles` ``= 4 + ceil(B/R) * Q_l *
+    C_l * kh * kw`` (one word read per window element, then four cycles to the memory)::
 
-        cnn:  cycles = sum over runs s of (1 + sum_{l in s} ((T_l - 1) * P_l + k_l + R + C + Q))
-                     + sum over pooling layers l of (3 + ceil(B/R) * Q_l * C_l * kh_l * kw_l)
+        cnn:  cycles = sum over runs s of (1 + sum_{l in s} ((T_l - 1) * P_l + k_l + R + C + L + Q))
+                     + sum over pooling layers l of (4 + ceil(B/R) * Q_l * C_l * kh_l * kw_l)
 
-    The shipped CNN on a 16x16 array at batch 16: conv ``1 + 195 * 16 + 9 + 32 + 9 = 3171``, pool
-    ``3 + 49 * 8 * 4 = 1571``, conv ``1 + 48 * 72 + 72 + 32 + 9 = 3570``, pool ``3 + 16 * 16 * 4 =
-    1027``, FC ``1 + 256 + 32 + 9 = 298``: 9,637 cycles.
+    The shipped CNN on a 16x16 array at batch 16: conv ``1 + 195 * 16 + 9 + 32 + 3 + 9 = 3174``,
+    pool ``4 + 49 * 8 * 4 = 1572``, conv ``1 + 48 * 72 + 72 + 32 + 3 + 9 = 3573``, pool
+    ``4 + 16 * 16 * 4 = 1028``, FC ``1 + 256 + 32 + 3 + 9 = 301``: 9,648 cycles.
 
     :attr:`Plan.layer_cycles` splits the count by layer, :attr:`Plan.utilization` gives each
     layer's share of useful multiply-accumulates.

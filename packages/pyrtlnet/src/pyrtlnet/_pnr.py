@@ -7,7 +7,9 @@ netlist), nextpnr packs, places and routes it against a clock constraint and wri
 ``--report`` (utilization and the routed Fmax as JSON), and with ``bitstream`` icepack or
 ecppack writes the file a board loads.
 From the routed Fmax and the design's exact cycle count the report derives what the chip does:
-images per second and microseconds per batch.
+images per second and microseconds per batch. With ``board`` (:data:`~pyrtlnet.BOARDS`) the
+byte-bus design is routed inside the board's top level (its PLL, reset and pins, see
+:mod:`pyrtlnet._board`) against the board's pin constraints, written beside the bitstream.
 
 Tools. The ``fpga`` extra (``pip install pyrtlnet[fpga]``) brings the YoWASP builds of yosys
 and nextpnr (WebAssembly, no system packages; the first call of each compiles it for a minute,
@@ -15,12 +17,9 @@ cached in ``~/.cache/yowasp``). ``tools="auto"`` uses them when installed, else 
 ``yosys``/``nextpnr-*`` on ``PATH``: YoWASP is preferred because Debian's yosys (0.23) is years
 older and Debian has no nextpnr-ecp5. Every report names the tools that ran and their versions.
 
-Block RAM. Every memory of the design is read from a registered address, but the engine's
-address register also drives the next address's logic, and yosys' ``opt_dff`` gives its bits
-different enable and reset signals (a shared activation address is sliced for each memory);
-``memory_dff`` then finds no single flip-flop to merge into the read port and the memory falls
-back to LUT RAM. The flow therefore runs ``memory_dff`` straight after ``proc``, while every
-register is still one plain flip-flop, then the family's usual script.
+Block RAM. The yosys script merges every memory with its read registers before the family's
+usual script can split them (``synth_commands`` in :mod:`pyrtlnet._synth`, shared with
+:func:`pyrtlnet.run_yosys`), so the input memory and the weight ROMs map to block RAM.
 """
 
 from __future__ import annotations
@@ -41,8 +40,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._axi import AxiDesign
+from ._board import BOARDS, Board, PllConfig, board_pcf, board_top, ice40_pll
 from ._bytebus import ByteBusDesign
 from ._design import Design
+from ._synth import synth_commands
 
 __all__ = [
     "TARGETS",
@@ -103,7 +104,7 @@ _NEXTPNR_STEPS = (
 )
 #: File names in the work directory: the YoWASP tools (WebAssembly) see only the directory they
 #: run in, so every tool runs there on relative names.
-_VERILOG, _NETLIST, _BITSTREAM = "design.v", "netlist.json", "bitstream"
+_VERILOG, _NETLIST, _BITSTREAM, _PCF = "design.v", "netlist.json", "bitstream", "board.pcf"
 #: A line of nextpnr's "Device utilisation" block: ``Info:   ICESTORM_LC:  6249/ 5280   118%``.
 _UTILIZATION = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
 
@@ -157,6 +158,9 @@ class PnrReport:
     :param batch_size: images per batch.
     :param seconds: wall time by step (``yosys``, ``pack``, ``place``, ``route``, ``bitstream``).
     :param bitstream: the file written, or None.
+    :param board: the :class:`~pyrtlnet.Board`'s name for a board build, else None.
+    :param pll: a board build's PLL setting (its output is :attr:`clock_mhz`), else None.
+    :param pcf: a board build's pin constraints written beside the bitstream, or None.
     """
 
     target: str
@@ -169,6 +173,9 @@ class PnrReport:
     batch_size: int
     seconds: Mapping[str, float]
     bitstream: Path | None = None
+    board: str | None = None
+    pll: PllConfig | None = None
+    pcf: Path | None = None
 
     @property
     def constraint_met(self) -> bool:
@@ -202,6 +209,9 @@ class PnrReport:
             "latency_us": round(self.latency_us, 3),
             "seconds": {k: round(v, 2) for k, v in self.seconds.items()},
             "bitstream": None if self.bitstream is None else str(self.bitstream),
+            "board": self.board,
+            "pll": None if self.pll is None else self.pll.as_dict(),
+            "pcf": None if self.pcf is None else str(self.pcf),
         }
 
 
@@ -277,16 +287,11 @@ def _last_error(log: Path) -> str:
 def _yosys(yosys: str, target: Target, top: str, workdir: Path) -> None:
     """Synthesize ``design.v`` into ``netlist.json`` for ``target`` (see the module on block
     RAM), with yosys' statistics of it in ``stat.json``."""
-    synth = f"synth_{target.family}"
     options = " ".join((f"-top {top}", *target.yosys_args))
     script = "; ".join(
         (
             f"read_verilog {_VERILOG}",
-            f"{synth} {options} -run begin:coarse",
-            "proc",
-            "opt_clean",
-            "memory_dff",
-            f"{synth} {options} -run coarse: -json {_NETLIST}",
+            *synth_commands(f"synth_{target.family}", options, f"-json {_NETLIST}"),
             "tee -q -o stat.json stat -json",
         )
     )
@@ -303,15 +308,21 @@ def _utilization_in_log(lines: list[str]) -> dict[str, tuple[int, int]]:
 
 
 def _nextpnr(
-    nextpnr: str, target: Target, clock_mhz: float, workdir: Path, step: Callable[[str], None]
+    nextpnr: str,
+    target: Target,
+    clock_mhz: float,
+    workdir: Path,
+    step: Callable[[str], None],
+    pcf: bool,
 ) -> tuple[dict[str, Any], str]:
-    """Pack, place and route ``netlist.json``; returns nextpnr's report and the name of its
-    placed-and-routed output."""
+    """Pack, place and route ``netlist.json`` (with ``pcf``, on the pins ``board.pcf`` sets);
+    returns nextpnr's report and the name of its placed-and-routed output."""
     log = workdir / "nextpnr.log"
     routed = "routed.asc" if target.family == "ice40" else "routed.config"
     output = "--asc" if target.family == "ice40" else "--textcfg"
     command = [nextpnr, *target.nextpnr_args, "--json", _NETLIST, "--freq", f"{clock_mhz:g}"]
     command += ["--timing-allow-fail", "--report", "nextpnr.json", output, routed]
+    command += ["--pcf", _PCF] if pcf else []
     lines: list[str] = []
     current = "pack"
     step(current)
@@ -342,11 +353,41 @@ def _nextpnr(
     return json.loads((workdir / "nextpnr.json").read_text()), routed
 
 
+def _board_build(
+    design: Design | ByteBusDesign | AxiDesign, board: str, target: str | None, clock_mhz: float
+) -> tuple[Board, PllConfig]:
+    """Check a board build's arguments; returns the board and the PLL setting for the clock."""
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r}; choose from {', '.join(BOARDS)}")
+    chosen = BOARDS[board]
+    if target is not None and target != chosen.target:
+        raise ValueError(
+            f"the {chosen.title} carries an {chosen.target}, not an {target}: leave the target out"
+        )
+    if not isinstance(design, ByteBusDesign):
+        raise ValueError(
+            f"the {chosen.title}'s pins carry the byte bus: pass the design through "
+            f"build_byte_bus (the byte interface), not a {type(design).__name__}"
+        )
+    return chosen, ice40_pll(chosen.oscillator_mhz, clock_mhz)
+
+
+def _write_whole(source: Path, dest: Path) -> None:
+    """Copy ``source`` to ``dest`` whole or not at all (through a hidden partial file)."""
+    partial = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        shutil.copyfile(source, partial)
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def run_pnr(
     design: Design | ByteBusDesign | AxiDesign,
     *,
-    target: str,
+    target: str | None = None,
     clock_mhz: float,
+    board: str | None = None,
     bitstream: str | os.PathLike[str] | None = None,
     progress: Callable[[PnrProgress], None] | None = None,
     workdir: str | os.PathLike[str] | None = None,
@@ -358,31 +399,41 @@ def run_pnr(
     :param design: from :func:`pyrtlnet.build_design`, or a design behind a host interface
         (:func:`pyrtlnet.build_byte_bus`, :func:`pyrtlnet.build_axi`): its ports are the
         top-level pins.
-    :param target: a name of :data:`TARGETS`.
+    :param target: a name of :data:`TARGETS`; with ``board``, the board's FPGA (the default).
     :param clock_mhz: the clock constraint nextpnr places and routes for; the report says
-        whether the routed Fmax meets it.
+        whether the routed Fmax meets it. With ``board``, the clock asked of the board's PLL:
+        the constraint is the closest clock it makes without exceeding this
+        (:func:`pyrtlnet.ice40_pll`).
+    :param board: a name of :data:`pyrtlnet.BOARDS`: route the byte-bus design inside the
+        board's top level on its pins, and write the pin constraints (``.pcf``) beside the
+        bitstream.
     :param bitstream: write the bitstream here (icepack's ``.bin`` or ecppack's ``.bit``),
         whole or not at all.
     :param progress: called when each step starts and ends (see :class:`PnrProgress`).
     :param workdir: where the Verilog, netlist, logs and reports go; default: a temporary
         directory.
     :param tools: see :func:`find_tools`.
-    :param top: the Verilog module name.
-    :raises ValueError: for an unknown target or tools, a clock that is not a positive number
-        of MHz, or a bitstream path in no directory.
+    :param top: the Verilog module name of the design (a board's top level is
+        ``{top}_{board}``).
+    :raises ValueError: for an unknown target, board or tools, a clock that is not a positive
+        number of MHz or that the board's PLL cannot make, a board with another target or a
+        design not behind the byte bus, or a bitstream path in no directory.
     :raises DoesNotFit: if the design needs more of a resource than the device has.
     :raises PnrError: if a tool is missing or fails.
     """
     from ._verilog import export_verilog  # _verilog imports Design from this package too
 
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     valid = isinstance(clock_mhz, int | float) and not isinstance(clock_mhz, bool)
     if not valid or not math.isfinite(clock_mhz) or clock_mhz <= 0:
         raise ValueError(f"the clock must be a positive number of MHz, not {clock_mhz!r}")
+    chosen, pll = (None, None) if board is None else _board_build(design, board, target, clock_mhz)
+    target = target if chosen is None else chosen.target
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose from {', '.join(TARGETS)}")
     if bitstream is not None and not Path(bitstream).parent.is_dir():
         raise ValueError(f"no directory {Path(bitstream).parent} to write the bitstream in")
     chip = TARGETS[target]
+    constraint = float(clock_mhz) if pll is None else pll.output_mhz
     core = design if isinstance(design, Design) else design.design
     executables = find_tools(chip.family, tools)
     seconds: dict[str, float] = {}
@@ -402,24 +453,29 @@ def run_pnr(
 
     yosys, nextpnr, packer = executables.values()
     ran = dict(list(executables.items())[: 3 if bitstream is not None else 2])
+    written = pcf = None
     with tempfile.TemporaryDirectory(prefix="pyrtlnet-pnr-") as tmp:
         where = Path(workdir) if workdir is not None else Path(tmp)
         where.mkdir(parents=True, exist_ok=True)
         export_verilog(design.block, where / _VERILOG, module_name=top)
+        module = top
+        if chosen is not None and pll is not None:
+            assert isinstance(design, ByteBusDesign)  # _board_build checked it
+            module = f"{top}_{chosen.name}"
+            with (where / _VERILOG).open("a") as verilog:
+                verilog.write(board_top(design, chosen, pll, core=top))
+            (where / _PCF).write_text(board_pcf(chosen))
         step("yosys")
-        _yosys(yosys, chip, top, where)
-        report, routed = _nextpnr(nextpnr, chip, float(clock_mhz), where, step)
-        written = None
+        _yosys(yosys, chip, module, where)
+        report, routed = _nextpnr(nextpnr, chip, constraint, where, step, chosen is not None)
         if bitstream is not None:
             step("bitstream")
             _run([packer, routed, _BITSTREAM], Path(packer).name, where / "pack.log")
             written = Path(bitstream)
-            partial = written.with_name(f".{written.name}.{os.getpid()}.part")
-            try:
-                shutil.copyfile(where / _BITSTREAM, partial)
-                partial.replace(written)
-            finally:
-                partial.unlink(missing_ok=True)
+            if chosen is not None:
+                pcf = written.with_suffix(".pcf")
+                _write_whole(where / _PCF, pcf)
+            _write_whole(where / _BITSTREAM, written)
         step(None)
     return PnrReport(
         target=chip.name,
@@ -431,9 +487,12 @@ def run_pnr(
             if int(use["used"]) > 0
         },
         fmax_mhz=min(float(clock["achieved"]) for clock in report["fmax"].values()),
-        clock_mhz=float(clock_mhz),
+        clock_mhz=constraint,
         cycles_per_batch=core.cycles_per_batch,
         batch_size=core.batch_size,
         seconds=seconds,
         bitstream=written,
+        board=None if chosen is None else chosen.name,
+        pll=pll,
+        pcf=pcf,
     )

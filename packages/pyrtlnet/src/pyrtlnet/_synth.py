@@ -12,10 +12,13 @@ Three yosys flows, one yosys process each, all on the same flattened module:
   would carry the same timing through mapping, aborts in yosys 0.23 on designs with LUT RAMs.
 - ``synth_ice40``: LUT4, SB_CARRY, SB_DFF.., SB_RAM40_4K, SB_MAC16.
 
-Every memory of the design reads from a registered address, but these plain flows put only the
-weight ROMs into block RAM: yosys' ``opt_dff`` splits the shared activation address registers
-into flip-flops it cannot merge into the read ports, so activation memories become LUT RAM (or
-flip-flops and LUTs on iCE40). :func:`pyrtlnet.run_pnr`'s flow merges them first.
+Block RAM. Every memory of the design is read from a registered address. Where that register
+also drives other logic (a shared address sliced for several memories, the next address's
+adder), yosys' ``opt_dff`` can give its bits different enable and reset signals; ``memory_dff``
+then finds no single flip-flop to merge into the read port and the memory falls back to LUT
+RAM, or to flip-flops and logic. Every flow here, and :func:`pyrtlnet.run_pnr`'s, therefore
+runs ``memory_dff`` straight after ``proc``, while every register is still one plain flip-flop,
+then the rest of its usual script (:func:`synth_commands`).
 
 yosys takes minutes to hours on the larger designs (the 16x16 array at batch 16 took over 40
 minutes for the three flows on a 2-core machine), so :func:`run_yosys` reports each flow as it
@@ -59,19 +62,29 @@ __all__ = [
 
 FLOWS: tuple[str, ...] = ("synth", "synth_xilinx", "synth_ice40")
 
+#: Each flow's options and the reports run after it.
 _FLOW_COMMANDS = {
     "synth": (
-        "synth -flatten -top {top}",
-        "tee -q -o {stat} stat -json",
-        "tee -q -o {depth} ltp -noff",
+        "-flatten -top {top}",
+        ("tee -q -o {stat} stat -json", "tee -q -o {depth} ltp -noff"),
     ),
     "synth_xilinx": (
-        "synth_xilinx -flatten -top {top}",
-        "tee -q -o {stat} stat -json",
-        "read_verilog -lib -specify +/xilinx/cells_sim.v",
-        "tee -q -o {depth} sta",
+        "-flatten -top {top}",
+        (
+            "tee -q -o {stat} stat -json",
+            "read_verilog -lib -specify +/xilinx/cells_sim.v",
+            "tee -q -o {depth} sta",
+        ),
     ),
-    "synth_ice40": ("synth_ice40 -top {top}", "tee -q -o {stat} stat -json"),
+    "synth_ice40": ("-top {top}", ("tee -q -o {stat} stat -json",)),
+}
+#: The step of each yosys script that runs its first ``opt`` (in yosys 0.23 and 0.70 alike):
+#: :func:`synth_commands` merges the read registers into the memories before it.
+_FIRST_OPT = {
+    "synth": "coarse",
+    "synth_xilinx": "prepare",
+    "synth_ice40": "coarse",
+    "synth_ecp5": "coarse",
 }
 _LTP = re.compile(r"Longest topological path in \S+ \(length=(\d+)\)")
 _STA = re.compile(r"Latest arrival time in '[^']*' is (\d+)")
@@ -339,10 +352,30 @@ class SynthProgress:
     result: FlowResult | None = None
 
 
+def synth_commands(script: str, options: str, tail: str = "") -> tuple[str, ...]:
+    """yosys commands that run ``script`` (``synth_xilinx``, ``synth_ice40``, ...) with the
+    design's memories merged with their read registers first (see the module on block RAM).
+
+    :param script: a yosys synthesis script with a step in ``_FIRST_OPT``.
+    :param options: its options (``-top pyrtlnet -flatten``).
+    :param tail: options of its last run only (``-json netlist.json``).
+    :returns: the commands, for ``yosys -p "; ".join(...)``.
+    """
+    step = _FIRST_OPT[script]
+    return (
+        f"{script} {options} -run begin:{step}",
+        "proc",
+        "opt_clean",
+        "memory_dff",
+        f"{script} {options} -run {step}: {tail}".rstrip(),
+    )
+
+
 def _run_flow(verilog: Path, flow: str, top: str, workdir: Path) -> FlowResult:
     stat_file, depth_file = workdir / f"{flow}.json", workdir / f"{flow}.depth.txt"
-    commands = [f'read_verilog "{verilog}"']
-    commands += [c.format(top=top, stat=stat_file, depth=depth_file) for c in _FLOW_COMMANDS[flow]]
+    options, reports = _FLOW_COMMANDS[flow]
+    commands = [f'read_verilog "{verilog}"', *synth_commands(flow, options.format(top=top))]
+    commands += [c.format(stat=stat_file, depth=depth_file) for c in reports]
     began = time.perf_counter()
     done = subprocess.run(
         ["yosys", "-q", "-p", "; ".join(commands)], capture_output=True, text=True, check=False

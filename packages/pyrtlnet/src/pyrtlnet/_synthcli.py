@@ -1,7 +1,8 @@
 """The ``synth`` command of the ``pyrtlnet`` CLI: yosys area, FPGA budget and longest path.
 
 ``pyrtlnet.cli`` registers it with :func:`add_synth_command`; it takes the same model and
-design options as ``verilog`` and ``verilate`` (:mod:`pyrtlnet._hwcli`).
+design options as ``verilog`` and ``verilate`` (:mod:`pyrtlnet._hwcli`). ``pnr`` shares its
+options and its JSON report (:func:`add_synthesis_arguments`, :func:`write_json_report`).
 """
 
 import argparse
@@ -9,7 +10,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from qnn_ref import terminal
 from qnn_ref.cliinfer import add_batch_argument, add_model_argument, add_rounding_argument
@@ -17,6 +18,7 @@ from qnn_ref.clitools import CommandError, add_command, check_output_file, write
 
 from ._design import build_design
 from ._hwcli import _ROUNDING_HELP, BATCH_HELP, _describe, add_design_arguments, plan_from_arguments
+from ._plan import Plan
 from ._synth import (
     FLOWS,
     PYNQ_Z2,
@@ -29,7 +31,7 @@ from ._synth import (
 )
 from ._verilog import DESIGN_FILE, export_verilog
 
-__all__ = ["BUDGETS", "add_synth_command"]
+__all__ = ["BUDGETS", "add_synth_command", "add_synthesis_arguments", "write_json_report"]
 
 #: Named FPGA budgets for ``pyrtlnet synth --target`` (Xilinx DS190 Zynq-7000 and DS180 7 series).
 BUDGETS: dict[str, Budget] = {
@@ -37,6 +39,28 @@ BUDGETS: dict[str, Budget] = {
     "zynq-7010": Budget("Zynq-7010", luts=17_600, ffs=35_200, dsp48e1=80, bram36=60),
     "artix-7-35t": Budget("Artix-7 35T", luts=20_800, ffs=41_600, dsp48e1=90, bram36=50),
 }
+
+
+def add_synthesis_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that synthesize a design: the model, its batch and
+    rounding, the design's array and architecture, and ``--json FILE``."""
+    add_model_argument(parser)
+    add_batch_argument(parser, help=BATCH_HELP)
+    add_rounding_argument(parser, help=_ROUNDING_HELP)
+    add_design_arguments(parser)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+
+
+def write_json_report(
+    args: argparse.Namespace, plan: Plan, report: dict[str, Any], out: TextIO
+) -> None:
+    """With ``--json FILE``, write the design's description and ``report`` to ``FILE`` (whole
+    or not at all) and say so on ``out``."""
+    if args.json is None:
+        return
+    text = json.dumps({"design": _describe(plan), **report}, indent=2) + "\n"
+    write_file(args.json, lambda file: file.write(text.encode()))
+    print(f"wrote {args.json}", file=out)
 
 
 def _synth(args: argparse.Namespace, out: TextIO) -> int:
@@ -77,10 +101,7 @@ def _synth(args: argparse.Namespace, out: TextIO) -> int:
             [(f.flow, f"{f.cells:,}", f"{f.seconds:.1f}") for f in report.flows.values()],
         ),
     ]
-    summary: dict[str, object] = {
-        "design": _describe(plan),
-        "cycles_per_batch": plan.cycles_per_batch,
-    }
+    summary: dict[str, object] = {"cycles_per_batch": plan.cycles_per_batch}
     if report.xilinx is not None:
         check = check_budget(report, budget)
         rows = [
@@ -108,11 +129,7 @@ def _synth(args: argparse.Namespace, out: TextIO) -> int:
             f"the cells' delays, no routing): about {1e6 / arrival:.0f} MHz at best"
         )
     print("\n".join(lines), file=out, flush=True)
-    if args.json is not None:
-        summary["report"] = report.to_json()
-        text = json.dumps(summary, indent=2) + "\n"
-        write_file(args.json, lambda file: file.write(text.encode()))
-        print(f"wrote {args.json}", file=out)
+    write_json_report(args, plan, {**summary, "report": report.to_json()}, out)
     return 0
 
 
@@ -131,10 +148,7 @@ def add_synth_command(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         "(synth_xilinx) checked against an FPGA budget, iCE40 LUT4, carry and RAM (synth_ice40), "
         "and a longest-path estimate.",
     )
-    add_model_argument(synth)
-    add_batch_argument(synth, help=BATCH_HELP)
-    add_rounding_argument(synth, help=_ROUNDING_HELP)
-    add_design_arguments(synth)
+    add_synthesis_arguments(synth)
     synth.add_argument(
         "--target",
         choices=tuple(BUDGETS),
@@ -148,12 +162,6 @@ def add_synth_command(commands: "argparse._SubParsersAction[argparse.ArgumentPar
         default=FLOWS,
         metavar="LIST",
         help=f"comma-separated yosys flows to run (default {','.join(FLOWS)})",
-    )
-    synth.add_argument(
-        "--json",
-        type=Path,
-        metavar="FILE",
-        help="also write the report (every flow's cell counts, the budget check) as JSON",
     )
 
 

@@ -8,6 +8,10 @@ Two ways to get a model other than the shipped one, for this and other packages'
 * :func:`train_ptq_model` trains a small Keras MLP on MNIST and converts it with post-training
   full-integer quantization, as users' models are made. It needs the ``train`` extra
   (TensorFlow and tf-keras), imported only when it is called.
+
+:func:`random_layers` (with :func:`random_conv_layer`, :func:`pool_layer` and
+:func:`random_dense_layer` for one layer) draws layers with random weights for
+:func:`write_model`, scaled so that their outputs spread over the int8 range.
 """
 
 import importlib.util
@@ -25,11 +29,24 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from ._layers import (
+    AveragePool2DLayer,
+    Conv2DLayer,
+    DepthwiseConv2DLayer,
+    MaxPool2DLayer,
+    Padding,
+    output_size,
+)
 from ._model import DenseLayer
 from ._train import TrainingFacts
 from ._validate import signed_int
 
 __all__ = [
+    "frozen",
+    "pool_layer",
+    "random_conv_layer",
+    "random_dense_layer",
+    "random_layers",
     "require_module",
     "train_in_child",
     "train_ptq_model",
@@ -465,3 +482,197 @@ def require_module(name: str, reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} ({name} is not installed); CI runs every test", pytrace=False)
     pytest.skip(reason)
+
+
+# --- random layers ----------------------------------------------------------------------------
+
+#: Quantization of the first layer's input: MNIST pixels in [0, 1] as int8.
+_PIXELS = (1 / 255, -128)
+
+
+def frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only contiguous copy of ``array``, as the layer dataclasses hold their arrays."""
+    array = np.ascontiguousarray(array)
+    array.flags.writeable = False
+    return array
+
+
+def _window(
+    input_shape: tuple[int, int, int], kernel: int, stride: int, padding: Padding, channels: int
+) -> dict[str, Any]:
+    """The geometry fields of a windowed layer over an ``(h, w, c)`` input."""
+    height, width, _ = input_shape
+    return {
+        "input_shape": input_shape,
+        "kernel": (kernel, kernel),
+        "stride": (stride, stride),
+        "padding": padding,
+        "output_shape": (
+            output_size(height, kernel, stride, padding),
+            output_size(width, kernel, stride, padding),
+            channels,
+        ),
+    }
+
+
+def random_conv_layer(
+    rng: np.random.Generator,
+    input_shape: tuple[int, int, int],
+    channels: int = 0,
+    *,
+    kernel: int = 3,
+    stride: int = 1,
+    padding: Padding = "SAME",
+    activation: str = "NONE",
+    q_in: tuple[float, int] = (0.02, -5),
+    q_out: tuple[float, int] = (0.05, 3),
+    per_channel: bool = True,
+    depthwise: bool = False,
+    index: int = 0,
+) -> Conv2DLayer | DepthwiseConv2DLayer:
+    """A CONV_2D (or, with ``depthwise``, a DEPTHWISE_CONV_2D of multiplier 1) layer with
+    random int8 weights and int32 biases.
+
+    The weight scales put a typical accumulator (``sqrt(taps)`` terms of about 60 x 70) at
+    about 100 output steps, so the outputs use the int8 range instead of saturating; per-channel
+    scales vary by up to 50% around that, a per-tensor one once.
+
+    :param rng: where the weights come from.
+    :param input_shape: ``(height, width, channels)`` of the input.
+    :param channels: output channels (ignored when ``depthwise``: the input's).
+    :param kernel: square kernel side.
+    :param stride: stride in both directions.
+    :param padding: ``"SAME"`` or ``"VALID"``.
+    :param activation: fused activation, ``"NONE"``, ``"RELU"`` or ``"RELU6"``.
+    :param q_in: ``(scale, zero_point)`` of the input.
+    :param q_out: ``(scale, zero_point)`` of the output.
+    :param per_channel: one weight scale per output channel, or one for the tensor.
+    :param depthwise: a depthwise layer.
+    :param index: the layer's index in its model.
+    """
+    out_channels = input_shape[2] if depthwise else channels
+    taps = kernel * kernel * (1 if depthwise else input_shape[2])
+    typical = q_out[0] * 100 / (q_in[0] * 60 * 70 * np.sqrt(taps))
+    if per_channel:
+        scales = rng.uniform(0.5, 1.5, out_channels) * typical
+    else:
+        scales = np.full(out_channels, typical * rng.uniform(0.5, 1.5))
+    shape = (kernel, kernel, input_shape[2]) + (() if depthwise else (channels,))
+    weights = rng.integers(-127, 128, shape)
+    kind = DepthwiseConv2DLayer if depthwise else Conv2DLayer
+    return kind(
+        index=index,
+        **_window(input_shape, kernel, stride, padding, out_channels),
+        activation=activation,
+        input_scale=q_in[0],
+        input_zero_point=q_in[1],
+        output_scale=q_out[0],
+        output_zero_point=q_out[1],
+        bias=frozen(rng.integers(-3000, 3000, out_channels).astype(np.int32)),
+        weight_scales=frozen(np.asarray(scales, np.float32)),
+        per_channel=per_channel,
+        weights=frozen(weights.astype(np.int8)),
+    )
+
+
+def pool_layer(
+    kind: type[MaxPool2DLayer] | type[AveragePool2DLayer],
+    input_shape: tuple[int, int, int],
+    q: tuple[float, int],
+    *,
+    kernel: int = 2,
+    stride: int = 2,
+    padding: Padding = "VALID",
+    activation: str = "NONE",
+    index: int = 0,
+) -> MaxPool2DLayer | AveragePool2DLayer:
+    """A MAX_POOL_2D or AVERAGE_POOL_2D layer; pooling keeps the quantization ``q``."""
+    return kind(
+        index=index,
+        **_window(input_shape, kernel, stride, padding, input_shape[2]),
+        activation=activation,
+        input_scale=q[0],
+        input_zero_point=q[1],
+        output_scale=q[0],
+        output_zero_point=q[1],
+    )
+
+
+def random_dense_layer(
+    rng: np.random.Generator,
+    in_features: int,
+    units: int,
+    q_in: tuple[float, int] = _PIXELS,
+    index: int = 0,
+) -> DenseLayer:
+    """A FULLY_CONNECTED layer with random int8 weights, a per-tensor weight scale sized like
+    :func:`random_conv_layer`'s, output quantization ``(0.1, -7)`` and no activation."""
+    return DenseLayer(
+        index=index,
+        weights=frozen(rng.integers(-127, 128, (in_features, units)).astype(np.int8)),
+        bias=frozen(rng.integers(-3000, 3000, units).astype(np.int32)),
+        input_scale=q_in[0],
+        input_zero_point=q_in[1],
+        weight_scales=frozen(
+            np.full(units, 0.1 / (q_in[0] * 70 * np.sqrt(in_features)), np.float32)
+        ),
+        per_channel=False,
+        output_scale=0.1,
+        output_zero_point=-7,
+        relu=False,
+    )
+
+
+def random_layers(
+    rng: np.random.Generator,
+    specs: Sequence[tuple[str, Mapping[str, Any]]],
+    input_shape: tuple[int, int, int],
+) -> list[Any]:
+    """A chain of random layers, each reading the previous one's output, for
+    :func:`write_model`.
+
+    Each spec is ``(kind, options)``: ``"conv"`` and ``"depthwise"`` take the keyword arguments
+    of :func:`random_conv_layer` (``channels`` for ``"conv"``; ``q_out`` defaults to
+    ``(0.05 + 0.01 i, 3 - 2 i)`` for layer ``i``), ``"max"`` and ``"average"`` those of
+    :func:`pool_layer`, ``"dense"`` takes ``units``. The first layer reads MNIST-like pixels
+    (scale 1/255, zero point -128).
+
+    >>> [type(layer).__name__ for layer in random_layers(
+    ...     np.random.default_rng(0), [("conv", {"channels": 2}), ("max", {}),
+    ...     ("dense", {"units": 3})], (6, 6, 1))]
+    ['Conv2DLayer', 'MaxPool2DLayer', 'DenseLayer']
+
+    :param rng: where the weights come from.
+    :param specs: the layers, first to last.
+    :param input_shape: ``(height, width, channels)`` of the first layer's input.
+    """
+    layers: list[Any] = []
+    shape: tuple[int, ...] = input_shape
+    q = _PIXELS
+    for index, (kind, options) in enumerate(specs):
+        options = dict(options)
+        if kind == "dense":
+            layer = random_dense_layer(rng, int(np.prod(shape)), q_in=q, index=index, **options)
+            q = (layer.output_scale, layer.output_zero_point)
+        elif kind in ("max", "average"):
+            pool = MaxPool2DLayer if kind == "max" else AveragePool2DLayer
+            layer = pool_layer(pool, shape, q, index=index, **options)
+        elif kind in ("conv", "depthwise"):
+            q_out = options.pop("q_out", (0.05 + 0.01 * index, 3 - 2 * index))
+            layer = random_conv_layer(
+                rng,
+                shape,
+                q_in=q,
+                q_out=q_out,
+                index=index,
+                depthwise=kind == "depthwise",
+                **options,
+            )
+            q = q_out
+        else:
+            raise ValueError(
+                f"unknown layer kind {kind!r}: use conv, depthwise, max, average or dense"
+            )
+        layers.append(layer)
+        shape = layer.output_shape
+    return layers
