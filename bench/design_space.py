@@ -19,11 +19,12 @@ Writes ``docs/pyrtlnet/design_space.csv``, the figures as JSON beside it, and
 ``docs/pyrtlnet/design_space.png`` (matplotlib, the explore extra).
 
 Usage: ``hatch run fpga:python bench/design_space.py [--only NAME ...] [--flows LIST]
-[--workers N]``. yosys takes from about a minute (1x1) to most of an hour (the largest arrays)
-per configuration on a busy 2-core machine; every result goes to explore's cache as it is
-measured (``~/.cache/pyrtlnet/explore``), so a rerun, or one after an interruption, only
-computes what changed. ``--flows synth_xilinx`` skips the slow generic ``synth`` (the
-generic-cell column is then empty).
+[--workers N]``. ``synth_xilinx`` took about 5 minutes for all ten configurations on two
+workers of a busy 2-core machine; the generic ``synth`` takes up to most of an hour for the
+largest arrays (it turns their memories into flip-flops). Every result goes to explore's
+cache as it is measured (``~/.cache/pyrtlnet/explore``), so a rerun, or one after an
+interruption, only computes what changed. ``--flows synth_xilinx`` skips the slow generic
+``synth`` (the generic-cell column is then empty).
 """
 
 import argparse

@@ -65,10 +65,11 @@ def _place_labels(figure: Any, axis: Any, labels: list[tuple[str, float, float]]
         boxes.append((box.x0, box.y0, box.x1, box.y1))
 
 
-def _scale(axis: Any, set_scale: Any, values: list[Any]) -> str:
+def _scale(axis: Any, set_scale: Any, values: list[Any], *, dense_decades: float) -> str:
     """A logarithmic axis where the (positive) values span more than a factor of 10, else a
     linear one, with plain tick labels (``2,000``, not ``2 x 10^3``); returns ``", log"`` or
-    ``""``."""
+    ``""``. Log ticks are at 1, 2 and 5 times powers of ten while the values span at most
+    ``dense_decades`` decades, at powers of ten alone beyond (where labels would collide)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     plain = FuncFormatter(lambda value, _: f"{value:,.0f}")
@@ -76,7 +77,8 @@ def _scale(axis: Any, set_scale: Any, values: list[Any]) -> str:
         axis.set_major_formatter(plain)
         return ""
     set_scale("log")
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    dense = math.log10(max(values) / min(values)) <= dense_decades
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if dense else (1.0,)))
     axis.set_major_formatter(plain)
     axis.set_minor_formatter(NullFormatter())
     return ", log"
@@ -171,8 +173,9 @@ def plot_design_space(
         nominal = sorted({p.clock_mhz for p, _ in mine if not p.routed})
         clock = ", ".join(f"{c:g} MHz" for c in nominal) or "the routed Fmax"
         values = [(x, y) for _, x, y in labels]  # the points and the references
-        x_log = _scale(axis.xaxis, axis.set_xscale, [v[0] for v in values])
-        y_log = _scale(axis.yaxis, axis.set_yscale, [v[1] for v in values])
+        # Side by side, x labels collide sooner than stacked y labels.
+        x_log = _scale(axis.xaxis, axis.set_xscale, [v[0] for v in values], dense_decades=1)
+        y_log = _scale(axis.yaxis, axis.set_yscale, [v[1] for v in values], dense_decades=2)
         # Room for the labels of the outermost points, set from the values themselves rather
         # than by autoscaling (which once gave a full test session NaN limits).
         x_limits = _padded([v[0] for v in values], 0.25, log=bool(x_log))
