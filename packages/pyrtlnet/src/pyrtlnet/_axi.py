@@ -298,6 +298,25 @@ def axi_output_masks(axi: AxiDesign) -> list[int]:
     return masks
 
 
+def _bus_design(design: Design | Plan, bus: str) -> Design:
+    """The design a bus wrapper takes (built from a plan if need be), checked for what every
+    wrapper here assumes: a prediction fits one byte."""
+    if isinstance(design, Plan):
+        design = build_design(design)
+    classes = design.plan.model.num_classes
+    if classes > 256:
+        raise ValueError(
+            f"{bus} sends a prediction per byte, so at most 256 classes, not {classes}"
+        )
+    return design
+
+
+def _out_words(plan: Plan, logits: bool) -> int:
+    """Result words of a batch on a wrapper's output: per row tile, the predictions' word and,
+    with ``logits``, one word per class."""
+    return plan.m_tiles * (1 + plan.model.num_classes * logits)
+
+
 def _core(design: Design) -> tuple[pyrtl.Block, dict[str, pyrtl.WireVector]]:
     """A copy of the design's block whose top-level ports are plain wires ``core_<port>``."""
     block = pyrtl.transform.copy_block(design.block, update_working_block=False)
@@ -331,21 +350,15 @@ def build_axi(design: Design | Plan, *, logits: bool = True) -> AxiDesign:
     :raises ValueError: if the model has more than 256 classes (a prediction is one byte) or
         the design more than 255 lanes.
     """
-    if isinstance(design, Plan):
-        design = build_design(design)
+    design = _bus_design(design, "the AXI output")
     plan = design.plan
-    if plan.model.num_classes > 256:
-        raise ValueError(
-            f"the AXI output sends a prediction per byte, so at most 256 classes, not "
-            f"{plan.model.num_classes}"
-        )
     if design.lanes > 255:
         raise ValueError(f"the AXI wrapper supports at most 255 lanes, not {design.lanes}")
     lanes = design.lanes
     beat_bytes = _beat_bytes(lanes)
     beat_bits = 8 * beat_bytes
     in_beats = plan.memory_words[0]
-    out_beats = plan.m_tiles * (1 + plan.model.num_classes * logits)
+    out_beats = _out_words(plan, logits)
     engine = plan.engines[0]
     constants = {
         "BATCH_SIZE": plan.batch_size,

@@ -56,8 +56,8 @@ import pyrtl
 
 from pyrtl_linalg import pack_a
 
-from ._axi import _bits, _core
-from ._design import Design, Port, build_design, port_table
+from ._axi import _bits, _bus_design, _core, _out_words
+from ._design import Design, Port, port_table
 from ._plan import Plan
 
 __all__ = ["ByteBusDesign", "build_byte_bus", "byte_bus_input", "byte_bus_results"]
@@ -111,15 +111,9 @@ def build_byte_bus(design: Design | Plan, *, logits: bool = True) -> ByteBusDesi
     :returns: the wrapper.
     :raises ValueError: if the model has more than 256 classes (a prediction is one byte).
     """
-    if isinstance(design, Plan):
-        design = build_design(design)
+    design = _bus_design(design, "the byte bus")
     plan = design.plan
-    if plan.model.num_classes > 256:
-        raise ValueError(
-            f"the byte bus sends a prediction per byte, so at most 256 classes, not "
-            f"{plan.model.num_classes}"
-        )
-    out_words = plan.m_tiles * (1 + plan.model.num_classes * logits)
+    out_words = _out_words(plan, logits)
     block, core = _core(design)
     # The core's inputs are undriven until _wrap drives them: check the block after it.
     with pyrtl.set_working_block(block, no_sanity_check=True):
