@@ -14,6 +14,10 @@ many PyRTL ``CompiledSimulation`` libraries were loaded into the process, its na
 have crashed it (a segmentation fault inside h5py's import or Keras' ``fit``), now and then and
 never outside a long test session; loading it first keeps that order out of the picture. The
 test models are trained in a child process besides (:func:`qnn_ref.testing.train_ptq_models`).
+
+Compiled simulation kernels (:func:`pyrtl_linalg.cache_directory`) go to
+``.pytest_cache/kernels`` in the repository, not the user's cache: a fresh checkout compiles
+every kernel it tests, and the many small designs the tests draw stay out of the home directory.
 """
 
 import importlib.util
@@ -26,6 +30,8 @@ import pytest
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    kernels = Path(session.config.rootpath, ".pytest_cache", "kernels")
+    os.environ.setdefault("PYRTL_LINALG_CACHE", str(kernels))
     if importlib.util.find_spec("tensorflow") is not None:
         import tensorflow  # noqa: F401
 

@@ -1,8 +1,9 @@
 """All 10,000 MNIST test images through the gate-level CNN, checked against LiteRT, on N cores.
 
 Builds the shipped CNN's hardware (the shared array at the given size and batch), simulates it
-in PyRTL's compiled simulator in ``--jobs`` worker processes, and compares every layer's int8
-output and every prediction of every image with the LiteRT interpreter on the same kernel path.
+on the native kernel (:class:`pyrtl_linalg.NativeKernel`, eight copies of the design side by
+side) in ``--jobs`` worker processes, and compares every layer's int8 output and every
+prediction of every image with the LiteRT interpreter on the same kernel path.
 Prints the build time (the workers build their simulators at the same time) apart from the run,
 the images/s and design cycles/s of the run, the wall time against the target (5 minutes on 2
 cores, issue 10) and the mismatch count (must be 0); exits 1 on any mismatch.

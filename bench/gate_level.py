@@ -1,21 +1,27 @@
 """Gate-level inference speed: PyRTL's simulation beside Verilator's, on the same design.
 
 1. **PyRTL vs Verilator** (batch 1 and 16, the default design of each): the design is built
-   once; PyRTL's CompiledSimulation (through :class:`pyrtl_linalg.BatchDriver`) and a Verilated
-   self-checking testbench of the *same* design run the *same* test images, alternately,
-   ``--repeats`` times. Printed: build time of each (apart from the rates), the median images/s
-   of each, the median of the per-repeat ratios PyRTL / Verilator (a pair runs back to back, so
-   the ratio is steadier than either rate on a shared machine), the median design cycles/s (from
-   ``start`` to ``done``, as both count them), and mismatches: images whose int8 outputs differ
-   from LiteRT's in any layer (PyRTL), mismatched words of the testbench (Verilator). Every
-   mismatch count must be 0.
-2. **Other designs** (``--configs``): images/s and cycles/s of several architectures and
-   arrays, PyRTL only, each checked against LiteRT.
-3. **Worker processes** (``--jobs``): the images four times over through ``run_parallel`` with
+   once; PyRTL's simulation (a :class:`pyrtl_linalg.NativeKernel` through
+   :class:`pyrtl_linalg.BatchDriver`, with the default eight copies of the design side by side
+   and with one) and a Verilated self-checking testbench of the *same* design run the *same*
+   test images, alternately, ``--repeats`` times, in one process each. Printed: build time of
+   each (the design and a cold compile of its kernel, apart from the rates), the median
+   images/s of each, the medians of the per-repeat ratios PyRTL / Verilator (a pair runs back to
+   back, so the ratio is steadier than either rate on a shared machine), the median design
+   cycles/s (from ``start`` to ``done``, as both count them, summed over copies), and
+   mismatches: images whose int8 outputs differ from LiteRT's in any layer (PyRTL), mismatched
+   words of the testbench (Verilator). Every mismatch count must be 0.
+2. **Other designs** (``--configs``): images/s and cycles/s of the shipped MLP and CNN on
+   several architectures, arrays and batch sizes, PyRTL only, each checked against LiteRT;
+   the native kernel beside PyRTL's own CompiledSimulation of the same design (cycles/s is the
+   figure to compare: the slower rows run a share of the images).
+3. **Worker processes** (``--jobs``): the images eight times over through ``run_parallel`` with
    1 and with ``--jobs`` workers; images/s of the wall time, which includes starting the
    workers and their builds (each builds its own simulation; the longest build is printed),
    and of the wall time after the build (the workers build at the same time), with the
-   speed-up of each over one worker.
+   speed-up of each over one worker. Each design's kernel is compiled once beforehand (its
+   time printed); the workers find it in the kernel cache (a scratch directory for this run,
+   :func:`pyrtl_linalg.cache_directory`), as every run after a design's first does.
 
 Baseline: the original pyrtlnet simulated about 1.5 images/s at batch 1 (recorded; it cannot run
 here). Goals: at batch 1 at least 3,000 images/s, at batch 16 at least 10,000, and PyRTL at
@@ -26,6 +32,7 @@ Usage: ``hatch run python bench/gate_level.py [--images N] [--repeats R] [--conf
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -33,17 +40,27 @@ from pathlib import Path
 
 import numpy as np
 
+import pyrtl_linalg
 import pyrtlnet
 import qnn_ref
 
-#: (architecture, array, batch size, simulator) of each configuration of ``--configs``.
+#: (model, architecture, array, batch size, simulator, share of the images) of each
+#: configuration of ``--configs``: the native kernel against PyRTL's own CompiledSimulation on
+#: the shipped MLP and CNN, and other arrays and batch sizes. The slower rows run a share of the
+#: images (cycles/s is the figure to compare).
 CONFIGS = [
-    ("shared", (1, 16), 1, "compiled"),
-    ("shared", (4, 8), 1, "compiled"),
-    ("per-layer", None, 1, "compiled"),
-    ("shared", (1, 16), 1, "fast"),
-    ("shared", (16, 18), 16, "compiled"),
-    ("shared", (8, 10), 32, "compiled"),
+    ("mlp", "shared", (1, 16), 1, "native", 1),
+    ("mlp", "shared", (1, 16), 1, "compiled", 1),
+    ("mlp", "shared", (1, 16), 1, "fast", 100),
+    ("mlp", "shared", (4, 8), 1, "native", 1),
+    ("mlp", "per-layer", None, 1, "native", 1),
+    ("mlp", "shared", (16, 18), 16, "native", 1),
+    ("mlp", "shared", (16, 18), 16, "compiled", 1),
+    ("mlp", "shared", (8, 10), 32, "native", 1),
+    ("cnn", "shared", (4, 8), 4, "native", 10),
+    ("cnn", "shared", (4, 8), 4, "compiled", 100),
+    ("cnn", "shared", (16, 16), 16, "native", 10),
+    ("cnn", "shared", (16, 16), 16, "compiled", 100),
 ]
 
 
@@ -51,7 +68,7 @@ def _differing_images(outputs: qnn_ref.Outputs, golden: qnn_ref.Outputs) -> int:
     count = len(outputs.predictions)
     differ = outputs.predictions != golden.predictions[:count]
     for ours, theirs in zip(outputs.layers, golden.layers, strict=True):
-        differ |= (ours != theirs[:count]).any(1)
+        differ |= (ours != theirs[:count]).reshape(count, -1).any(1)
     return int(differ.sum())
 
 
@@ -65,47 +82,44 @@ def _table(headers: list[str], widths: list[int]) -> None:
 
 
 def side_by_side(model: qnn_ref.Model, golden: qnn_ref.Outputs, repeats: int) -> None:
-    """Section 1: PyRTL and Verilator on the same design and images, alternately."""
-    headers = [
-        "batch",
-        "array",
-        "PyRTL build s",
-        "Verilator build s",
-        "PyRTL img/s",
-        "Verilator img/s",
-        "ratio",
-        "PyRTL Mcyc/s",
-        "Verilator Mcyc/s",
-        "mismatches",
-    ]
-    widths = [5, 5, 13, 17, 11, 15, 5, 12, 16, 10]
+    """Section 1: PyRTL (the default eight copies, and one) and Verilator on the same design
+    and images, alternately."""
+    headers = ["batch", "array", "PyRTL build s", "Verilator build s", "PyRTL img/s"]
+    headers += ["1 copy img/s", "Verilator img/s", "ratio", "ratio 1 copy", "PyRTL Mcyc/s"]
+    headers += ["1 copy Mcyc/s", "Verilator Mcyc/s", "mismatches"]
+    widths = [5, 5, 13, 17, 11, 12, 15, 5, 12, 12, 13, 16, 10]
     _table(headers, widths)
     for batch in (1, 16):
         began = time.perf_counter()
         design = pyrtlnet.build_design(pyrtlnet.make_plan(model, batch_size=batch))
-        accelerator = pyrtlnet.Accelerator(design)
+        accelerators = {"pyrtl": pyrtlnet.Accelerator(design)}
         pyrtl_build = time.perf_counter() - began
+        accelerators["one"] = pyrtlnet.Accelerator(design, copies=1)
         with tempfile.TemporaryDirectory(prefix="pyrtlnet-bench-") as scratch:
             files = pyrtlnet.write_inference_testbench(Path(scratch), design, golden)
             verilator_build = None
-            rates: dict[str, list[float]] = {"pyrtl": [], "verilator": []}
-            cycle_rates: dict[str, list[float]] = {"pyrtl": [], "verilator": []}
-            ratios, mismatches = [], set()
+            rates: dict[str, list[float]] = {"pyrtl": [], "one": [], "verilator": []}
+            cycle_rates: dict[str, list[float]] = {"pyrtl": [], "one": [], "verilator": []}
+            ratios: dict[str, list[float]] = {"pyrtl": [], "one": []}
+            mismatches = set()
             for _ in range(repeats):
-                began = time.perf_counter()
-                result = accelerator.run(golden.input)
-                seconds = time.perf_counter() - began
-                mismatches.add(str(_differing_images(result.outputs, golden)))
-                rates["pyrtl"].append(len(golden.input) / seconds)
-                cycle_rates["pyrtl"].append(result.cycles / seconds / 1e6)
+                for name, accelerator in accelerators.items():
+                    began = time.perf_counter()
+                    result = accelerator.run(golden.input)
+                    seconds = time.perf_counter() - began
+                    mismatches.add(str(_differing_images(result.outputs, golden)))
+                    rates[name].append(len(golden.input) / seconds)
+                    cycle_rates[name].append(result.cycles / seconds / 1e6)
                 verilated = pyrtlnet.run_testbench(files)
                 if verilator_build is None:  # later builds find nothing to do
                     verilator_build = verilated.build_seconds
                 mismatches.add(str(verilated.mismatches) if verilated.passed else "FAIL")
                 rates["verilator"].append(verilated.images_per_second)
                 cycle_rates["verilator"].append(verilated.cycles / verilated.run_seconds / 1e6)
-                ratios.append(rates["pyrtl"][-1] / rates["verilator"][-1])
+                for name in ratios:
+                    ratios[name].append(rates[name][-1] / rates["verilator"][-1])
         engine = design.plan.engines[0]
+        median = statistics.median
         print(
             _row(
                 [
@@ -113,11 +127,9 @@ def side_by_side(model: qnn_ref.Model, golden: qnn_ref.Outputs, repeats: int) ->
                     f"{engine.rows}x{engine.cols}",
                     f"{pyrtl_build:.1f}",
                     f"{verilator_build:.1f}",
-                    f"{statistics.median(rates['pyrtl']):,.0f}",
-                    f"{statistics.median(rates['verilator']):,.0f}",
-                    f"{statistics.median(ratios):.2f}",
-                    f"{statistics.median(cycle_rates['pyrtl']):.2f}",
-                    f"{statistics.median(cycle_rates['verilator']):.2f}",
+                    *(f"{median(rates[name]):,.0f}" for name in ("pyrtl", "one", "verilator")),
+                    *(f"{median(ratios[name]):.2f}" for name in ("pyrtl", "one")),
+                    *(f"{median(cycle_rates[n]):.2f}" for n in ("pyrtl", "one", "verilator")),
                     ",".join(sorted(mismatches)),
                 ],
                 widths,
@@ -126,16 +138,23 @@ def side_by_side(model: qnn_ref.Model, golden: qnn_ref.Outputs, repeats: int) ->
         )
 
 
-def other_designs(model: qnn_ref.Model, golden: qnn_ref.Outputs, images: int) -> None:
-    """Section 2: PyRTL alone on several architectures, arrays and batch sizes."""
-    headers = ["architecture", "array", "batch", "simulator", "build s", "images"]
-    headers += ["images/s", "Mcyc/s", "cycles/batch", "mismatches"]
-    widths = [12, 11, 5, 9, 7, 6, 8, 6, 12, 10]
+def other_designs(models: dict[str, qnn_ref.Model], images: int) -> None:
+    """Section 2: PyRTL alone on several models, architectures, arrays, batch sizes and
+    simulators, each checked against LiteRT."""
+    headers = ["model", "architecture", "array", "batch", "simulator", "copies", "build s"]
+    headers += ["images", "images/s", "Mcyc/s", "cycles/batch", "mismatches"]
+    widths = [5, 12, 11, 5, 9, 6, 7, 6, 8, 6, 12, 10]
     _table(headers, widths)
-    for architecture, array, batch, simulator in CONFIGS:
-        count = images if simulator == "compiled" else max(batch, images // 100)
+    goldens = {name: qnn_ref.golden(model, start=0, count=images) for name, model in models.items()}
+    for name, architecture, array, batch, simulator, share in CONFIGS:
+        count = max(batch, images // share)
+        golden = goldens[name]
         accelerator = pyrtlnet.build(
-            model, architecture=architecture, array=array, batch_size=batch, simulator=simulator
+            models[name],
+            architecture=architecture,
+            array=array,
+            batch_size=batch,
+            simulator=simulator,
         )
         began = time.perf_counter()
         result = accelerator.run(golden.input[:count])
@@ -145,10 +164,12 @@ def other_designs(model: qnn_ref.Model, golden: qnn_ref.Outputs, images: int) ->
         print(
             _row(
                 [
+                    name,
                     architecture,
                     shape,
                     str(batch),
                     simulator,
+                    str(accelerator.copies),
                     f"{accelerator.build_seconds:.1f}",
                     str(count),
                     f"{count / seconds:,.0f}",
@@ -162,15 +183,22 @@ def other_designs(model: qnn_ref.Model, golden: qnn_ref.Outputs, images: int) ->
         )
 
 
-def workers(model: qnn_ref.Model, golden: qnn_ref.Outputs, jobs: int, copies: int = 4) -> None:
-    """Section 3: the images ``copies`` times over, with one worker process and with ``jobs``."""
-    expected = qnn_ref.Outputs.concat([golden] * copies)
-    headers = ["batch", "workers", "images", "wall s", "build s", "images/s", "speed-up"]
-    headers += ["after build img/s", "speed-up", "mismatches"]
-    widths = [5, 7, 6, 6, 7, 8, 8, 17, 8, 10]
+def workers(model: qnn_ref.Model, golden: qnn_ref.Outputs, jobs: int, times: int = 8) -> None:
+    """Section 3: the images ``times`` times over, with one worker process and with ``jobs``.
+
+    Each plan's kernel is compiled once first (``first build s``), as the first run of a
+    design does; the workers then find it in the kernel cache, as every later run does.
+    """
+    expected = qnn_ref.Outputs.concat([golden] * times)
+    headers = ["batch", "first build s", "workers", "images", "wall s", "build s", "images/s"]
+    headers += ["speed-up", "after build img/s", "speed-up", "mismatches"]
+    widths = [5, 13, 7, 6, 6, 7, 8, 8, 17, 8, 10]
     _table(headers, widths)
     for batch in (1, 16):
         plan = pyrtlnet.make_plan(model, batch_size=batch)
+        began = time.perf_counter()
+        pyrtlnet.Accelerator(pyrtlnet.build_design(plan))
+        first_build = time.perf_counter() - began
         single = single_run = None
         for count in sorted({1, jobs}):
             began = time.perf_counter()
@@ -183,6 +211,7 @@ def workers(model: qnn_ref.Model, golden: qnn_ref.Outputs, jobs: int, copies: in
                 _row(
                     [
                         str(batch),
+                        f"{first_build:.1f}",
                         str(result.workers),
                         str(len(expected.input)),
                         f"{wall:.1f}",
@@ -211,6 +240,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    # A cold kernel cache for this run (the workers of section 3 inherit it).
+    scratch = tempfile.TemporaryDirectory(prefix="pyrtlnet-bench-kernels-")
+    os.environ[pyrtl_linalg.CACHE_VARIABLE] = scratch.name
     model = qnn_ref.read_model(qnn_ref.default_model_path())
     golden = qnn_ref.golden(model, start=0, count=args.images)
     print(f"{args.images:,} MNIST test images, xnnpack rounding, {args.repeats} repeats\n")
@@ -218,7 +250,8 @@ def main() -> None:
         side_by_side(model, golden, args.repeats)
     if args.configs:
         print()
-        other_designs(model, golden, args.images)
+        cnn = qnn_ref.read_model(qnn_ref.shipped_model_path("cnn"))
+        other_designs({"mlp": model, "cnn": cnn}, args.images)
     if args.jobs:
         print()
         workers(model, golden, args.jobs)

@@ -4,14 +4,15 @@ import numpy as np
 import pyrtl
 import pytest
 
-from pyrtl_linalg import BatchDriver, build_matmul
+from pyrtl_linalg import BatchDriver, NativeKernel, build_matmul
 from pyrtl_linalg import _compiled as compiled
 
 MASK64 = (1 << 64) - 1
 
 
-def wide_design() -> tuple[pyrtl.Block, list[pyrtl.MemBlock]]:
-    """Inputs and Outputs wider than 64 bits, registers, a multiplier and two memories."""
+def wide_design(product_bits: int = 40) -> tuple[pyrtl.Block, list[pyrtl.MemBlock]]:
+    """Inputs and Outputs wider than 64 bits, registers, a multiplier of ``product_bits``
+    and 7 bits and two memories."""
     block = pyrtl.Block()
     with pyrtl.set_working_block(block):
         a = pyrtl.Input(100, "a")
@@ -34,7 +35,7 @@ def wide_design() -> tuple[pyrtl.Block, list[pyrtl.MemBlock]]:
             "read_out": read,
             "held_out": held,
             "flag_out": a[99] & we,  # combinational: this cycle's inputs
-            "prod_out": (a[:40] * b)[:47],
+            "prod_out": (a[:product_bits] * b)[: product_bits + 7],
             "data_out": data,
         }.items():
             output = pyrtl.Output(wire.bitwidth, name)
@@ -48,18 +49,15 @@ def matmul_design() -> tuple[pyrtl.Block, list[pyrtl.MemBlock]]:
     a = rng.integers(-128, 128, (5, 9), dtype=np.int8)
     b = rng.integers(-128, 128, (9, 4), dtype=np.int8)
     design = build_matmul(a, b, rows=2, cols=3, a_zero_point=-3)
-    with pyrtl.set_working_block(design.block, no_sanity_check=True):
-        for name, wire in {
-            "done_out": design.engine.done,
-            "valid_out": design.engine.valid,
-            "values_out": pyrtl.concat_list(list(design.engine.values)),
-        }.items():
-            output = pyrtl.Output(wire.bitwidth, name)
-            output <<= wire
     return design.block, [design.result]
 
 
 DESIGNS = {"wide": wide_design, "matmul": matmul_design}
+
+
+def wide_product_design() -> tuple[pyrtl.Block, list[pyrtl.MemBlock]]:
+    """The wide design with a product of 70-bit operands, which a NativeKernel refuses."""
+    return wide_design(product_bits=70)
 
 
 def random_stimulus(block: pyrtl.Block, cycles: int, seed: int) -> dict[str, list[int]]:
@@ -111,7 +109,14 @@ def make_sim(kind: str, block: pyrtl.Block) -> pyrtl.Simulation | pyrtl.Compiled
     return simulator(tracer=tracer, block=block)
 
 
-@pytest.fixture(params=["direct", "public-compiled", "public-fast"])
+def make_driver(kind: str, block: pyrtl.Block) -> BatchDriver:
+    """A driver of ``block`` of a :func:`driver_kind`."""
+    if kind == "native":
+        return BatchDriver(NativeKernel(block))
+    return BatchDriver(make_sim("fast" if kind == "public-fast" else "compiled", block))
+
+
+@pytest.fixture(params=["direct", "public-compiled", "public-fast", "native"])
 def driver_kind(request, monkeypatch):
     if request.param == "public-compiled":
         monkeypatch.setattr(compiled, "TESTED_PYRTL_VERSIONS", ("0.0.0",))
@@ -126,8 +131,8 @@ def test_every_cycle_matches_the_public_path(design, driver_kind):
     stimulus = {name: values[: cycles - 7 * i] for i, (name, values) in enumerate(stimulus.items())}
     expected, contents = public_reference(block, memories, stimulus, cycles)
 
-    driver = BatchDriver(make_sim("fast" if driver_kind == "public-fast" else "compiled", block))
-    assert driver.direct == (driver_kind == "direct")
+    driver = make_driver(driver_kind, block)
+    assert driver.direct == (driver_kind in ("direct", "native"))
     arrays = {name: np.array(values, dtype=object) for name, values in stimulus.items()}
     # Two calls: state carries over from one to the next.
     first = driver.run(13, {name: v[:13] for name, v in arrays.items()}, outputs=expected)
@@ -145,7 +150,7 @@ def test_memories_without_outputs(design, driver_kind):
     block, memories = DESIGNS[design]()
     stimulus = random_stimulus(block, 30, seed=7)
     _, contents = public_reference(block, memories, stimulus, 30)
-    driver = BatchDriver(make_sim("fast" if driver_kind == "public-fast" else "compiled", block))
+    driver = make_driver(driver_kind, block)
     assert driver.run(30, {name: np.array(v, dtype=object) for name, v in stimulus.items()}) == {}
     for memory, content in zip(memories, contents, strict=True):
         assert as_ints(driver.read_memory(memory, len(content))) == list(content.values())
@@ -285,7 +290,7 @@ def test_write_memory_is_what_the_memory_then_holds(driver_kind):
         for name, values in expected.items():
             values.append(reference.inspect(name))
 
-    driver = BatchDriver(make_sim("fast" if driver_kind == "public-fast" else "compiled", block))
+    driver = make_driver(driver_kind, block)
     assert driver.writes_memories == (driver_kind != "public-compiled")
     if driver_kind == "public-compiled":
         with pytest.raises(NotImplementedError, match=r"^writing a memory of a CompiledSim"):
@@ -357,18 +362,22 @@ def test_bad_memory_writes():
     assert as_ints(driver.read_memory(narrow, 8)) == [0] * 8  # nothing written by a refusal
 
 
-@pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.parametrize("design", [*DESIGNS, "wide-product"])
 @pytest.mark.parametrize("path", ["direct", "public-compiled"])
 def test_compile_simulates_the_block(design, path, monkeypatch):
     # On the direct path compile() simulates a simplified copy; the driver still takes the
     # block's own memories and gives every cycle of the public path on the block itself.
+    # The simulation is a NativeKernel, except of the 70-bit product: a CompiledSimulation.
     if path == "public-compiled":
         monkeypatch.setattr(compiled, "TESTED_PYRTL_VERSIONS", ("0.0.0",))
-    block, memories = DESIGNS[design]()
+    native = design != "wide-product"
+    block, memories = (DESIGNS | {"wide-product": wide_product_design})[design]()
     stimulus = random_stimulus(block, 40, seed=21)
     expected, contents = public_reference(block, memories, stimulus, 40)
     driver = BatchDriver.compile(block, outputs=expected)
-    assert driver.direct == (path == "direct")
+    assert isinstance(driver.sim, NativeKernel) == native
+    assert isinstance(driver.sim, pyrtl.CompiledSimulation) != native
+    assert driver.direct == (native or path == "direct")
     assert (driver.sim.block is block) == (path != "direct")
     arrays = {name: np.array(values, dtype=object) for name, values in stimulus.items()}
     seen = driver.run(40, arrays, outputs=expected)
@@ -378,9 +387,11 @@ def test_compile_simulates_the_block(design, path, monkeypatch):
         assert as_ints(driver.read_memory(memory, len(content))) == list(content.values())
 
 
-def test_compile_writes_the_blocks_memories():
-    block, (wide, _) = wide_design()
+@pytest.mark.parametrize("design", [wide_design, wide_product_design], ids=["native", "compiled"])
+def test_compile_writes_the_blocks_memories(design):
+    block, (wide, _) = design()
     driver = BatchDriver.compile(block, outputs=["read_out"])
+    assert isinstance(driver.sim, NativeKernel) == (design is wide_design)
     words = [(1 << 127) | 9, 4, 0, (1 << 128) - 1]
     driver.write_memory(wide, np.array(words, dtype=object), start=2)
     addresses = np.arange(8)

@@ -28,7 +28,8 @@ def _assert_matches_golden(result: pyrtlnet.InferenceResult, golden: qnn_ref.Gol
 
 
 def test_default_model_thousand_images_streamed(default_model: Model) -> None:
-    """1,000 test images, 125 batches streamed through one built CompiledSimulation."""
+    """1,000 test images, 125 batches streamed through one built native kernel (eight
+    copies of the design: 16 calls)."""
     golden = qnn_ref.golden(default_model, start=0, count=1000)
     accelerator = pyrtlnet.build(default_model, array=(8, 16), batch_size=8)
     result = accelerator.run(golden.input)
@@ -293,8 +294,22 @@ def test_vcd(default_model: Model, tmp_path: pytest.TempPathFactory) -> None:
     assert " done " in text
 
 
+@pytest.mark.parametrize("rounding", ["xnnpack", "builtin", "reference"])
+def test_pyrtl_compiled_simulation_agrees(default_model: Model, rounding: str) -> None:
+    """PyRTL's own CompiledSimulation of the design (an independent C generator) gives the
+    native kernel's bits on every kernel path, at batch 4 on a 4x8 array."""
+    golden = qnn_ref.golden(default_model, start=300, count=9, rounding=rounding)
+    native = pyrtlnet.build(default_model, array=(4, 8), batch_size=4, rounding=rounding)
+    compiled = pyrtlnet.Accelerator(native.design, simulator="compiled")
+    assert type(native._driver.sim).__name__ == "NativeKernel"
+    assert type(compiled._driver.sim).__name__ == "CompiledSimulation"
+    assert compiled.copies == 1
+    for accelerator in (native, compiled):
+        _assert_matches_golden(accelerator.run(golden.input), golden)
+
+
 def test_plain_simulation(default_model: Model) -> None:
-    """The slowest simulator gives the same bits (and is why CompiledSimulation is default)."""
+    """The slowest simulator gives the same bits (and is why it is not the default)."""
     golden = qnn_ref.golden(default_model, start=7, count=1, rounding="builtin")
     accelerator = pyrtlnet.build(default_model, simulator="simulation", rounding="builtin")
     _assert_matches_golden(accelerator.run(golden.input), golden)
@@ -309,12 +324,17 @@ def test_plain_simulation(default_model: Model) -> None:
     [
         (
             {"simulator": "verilator"},
-            "simulator must be one of compiled, fast, simulation, not 'verilator'",
+            "simulator must be one of native, compiled, fast, simulation, not 'verilator'",
         ),
         (
             {"trace": True},
             "a waveform needs the fast or simulation simulator "
-            "(CompiledSimulation traces only top-level ports)",
+            "(NativeKernel shows only top-level ports)",
+        ),
+        (
+            {"trace": True, "simulator": "compiled"},
+            "a waveform needs the fast or simulation simulator "
+            "(CompiledSimulation shows only top-level ports)",
         ),
     ],
 )
@@ -374,6 +394,21 @@ def test_ties_follow_each_kernel_path(tmp_path) -> None:
     assert len(seen) == 3  # the paths really differ here
 
 
+def _count_driver_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The cycles of every ``BatchDriver.run`` call from now on, as they happen."""
+    from pyrtl_linalg import BatchDriver
+
+    cycles_of_calls: list[int] = []
+    run = BatchDriver.run
+
+    def counting_run(self: BatchDriver, cycles: int, *args: object, **kwargs: object) -> dict:
+        cycles_of_calls.append(cycles)
+        return run(self, cycles, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BatchDriver, "run", counting_run)
+    return cycles_of_calls
+
+
 @pytest.mark.parametrize("loading", ["stored", "port"])
 def test_inputs_stored_directly_or_loaded_through_the_port(
     default_model: Model, monkeypatch: pytest.MonkeyPatch, loading: str
@@ -384,17 +419,31 @@ def test_inputs_stored_directly_or_loaded_through_the_port(
 
     if loading == "port":
         monkeypatch.setattr(BatchDriver, "writes_memories", property(lambda self: False))
-    stepped: list[int] = []
-    run = BatchDriver.run
-
-    def counting_run(self: BatchDriver, cycles: int, *args: object, **kwargs: object) -> dict:
-        stepped.append(cycles)
-        return run(self, cycles, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(BatchDriver, "run", counting_run)
+    stepped = _count_driver_runs(monkeypatch)
     accelerator = pyrtlnet.build(default_model, array=(4, 8), batch_size=4)
     golden = qnn_ref.golden(default_model, start=100, count=10)  # a short last batch
     _assert_matches_golden(accelerator.run(golden.input), golden)
     loads = default_model.in_features if loading == "port" else 0  # one word per feature
-    assert stepped == [loads + 1 + accelerator.cycles_per_batch] * 3
+    # Stored inputs: the three batches run side by side, one per copy of the design, in one
+    # call; through the port (the same Inputs in every copy) one batch per call.
+    assert accelerator.copies == (1 if loading == "port" else pyrtlnet.DEFAULT_COPIES)
+    calls = 3 if loading == "port" else 1
+    assert stepped == [loads + 1 + accelerator.cycles_per_batch] * calls
     assert accelerator.simulated_cycles(10) == sum(stepped)
+
+
+@pytest.mark.parametrize("copies", [1, 4])
+def test_copies_of_the_design_run_batches_side_by_side(
+    default_model: Model, monkeypatch: pytest.MonkeyPatch, copies: int
+) -> None:
+    """Eleven batches on ``copies`` copies: ceil(11 / copies) simulation calls, the last with
+    fewer batches than copies, every image as LiteRT computes it, cycles counted per batch."""
+    calls = _count_driver_runs(monkeypatch)
+    accelerator = pyrtlnet.build(default_model, array=(1, 4), copies=copies)
+    assert accelerator.copies == copies
+    golden = qnn_ref.golden(default_model, start=40, count=11)
+    result = accelerator.run(golden.input)
+    _assert_matches_golden(result, golden)
+    assert len(calls) == -(-11 // copies)
+    assert result.batches == 11
+    assert result.cycles == 11 * accelerator.cycles_per_batch

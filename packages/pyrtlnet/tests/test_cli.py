@@ -154,6 +154,12 @@ def test_failed_run_leaves_no_vcd(
             "(CompiledSimulation records only the top-level ports)",
         ),
         (
+            ["--vcd", "x.vcd", "--simulator", "native"],
+            2,
+            "pyrtlnet infer: error: --vcd needs --simulator fast or simulation "
+            "(NativeKernel records only the top-level ports)",
+        ),
+        (
             ["--jobs", "0"],
             2,
             "pyrtlnet infer: error: argument --jobs: must be a positive integer, not '0' "

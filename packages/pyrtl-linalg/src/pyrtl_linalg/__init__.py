@@ -13,6 +13,14 @@ from ._cycles import (
 )
 from ._elementwise import make_add, make_clamp, make_relu, make_saturate
 from ._matrix import WireMatrix2D, to_signed
+from ._native import (
+    CACHE_VARIABLE,
+    COPIES,
+    NativeKernel,
+    PortLayout,
+    cache_directory,
+    unsupported_reason,
+)
 from ._netlist import SimulationNetlist, simplify_for_simulation
 from ._reduce import REDUCE_OPS, WindowReduce, make_window_reduce, window_reduce_cycles
 from ._requant import (
@@ -31,6 +39,8 @@ from ._tiled import MatmulJob, TiledMatmul, make_tiled_matmul, pack_a, pack_b, u
 from ._window import Window, WindowMode
 
 __all__ = [
+    "CACHE_VARIABLE",
+    "COPIES",
     "FEED_LATENCY",
     "PE_LATENCY",
     "PIPELINE_LATENCY",
@@ -40,6 +50,8 @@ __all__ = [
     "BatchDriver",
     "MatmulDesign",
     "MatmulJob",
+    "NativeKernel",
+    "PortLayout",
     "SimulationNetlist",
     "TileSlot",
     "TiledMatmul",
@@ -49,6 +61,7 @@ __all__ = [
     "WireMatrix2D",
     "accumulator_bits",
     "build_matmul",
+    "cache_directory",
     "column_skews",
     "float32_scale_fields",
     "float64_scale_fields",
@@ -75,6 +88,7 @@ __all__ = [
     "to_signed",
     "unpack_a",
     "unpack_requant_constants",
+    "unsupported_reason",
     "window_reduce_cycles",
     "window_rows",
 ]

@@ -1,4 +1,8 @@
-"""Run many simulated cycles from NumPy stimulus with one call into PyRTL's compiled kernel.
+"""Run many simulated cycles from NumPy stimulus with one call into a compiled kernel.
+
+The kernel is a :class:`~pyrtl_linalg.NativeKernel` (this package's C, see ``_native.py``) or
+PyRTL's own :class:`pyrtl.CompiledSimulation`; what follows is about the latter, which
+:meth:`BatchDriver.compile` falls back to for a design the native kernel cannot compile.
 
 :class:`pyrtl.CompiledSimulation` evaluates a design in generated C, millions of cycles per
 second for a small design, but its public :meth:`~pyrtl.CompiledSimulation.run` converts every
@@ -34,6 +38,7 @@ from typing import Any
 import numpy as np
 import pyrtl
 
+from ._native import NativeKernel, check_copies, unsupported_reason
 from ._netlist import simplify_for_simulation
 from ._simulate import Sim, make_simulation
 from ._validate import non_negative_int
@@ -217,16 +222,17 @@ class BatchDriver:
     """Run a simulation for many cycles with stimulus given as NumPy arrays, in one call.
 
     State (registers, memories) lives in the simulation, so :meth:`run` calls continue where
-    the last one stopped and can be mixed with the simulation's own ``step``. The simulation's
-    tracer is *not* updated by :meth:`run`: read Outputs from what it returns.
+    the last one stopped and, on a PyRTL simulation, can be mixed with its own ``step``. The
+    simulation's tracer is *not* updated by :meth:`run`: read Outputs from what it returns.
 
-    On a :class:`pyrtl.CompiledSimulation` of a PyRTL release in
+    On a :class:`~pyrtl_linalg.NativeKernel` :meth:`run` is one call of its compiled C. On a
+    :class:`pyrtl.CompiledSimulation` of a PyRTL release in
     :data:`TESTED_PYRTL_VERSIONS` (:attr:`direct` is ``True``) :meth:`run` calls the compiled
     kernel once per call; otherwise it steps the simulation through its public API (one
     ``step`` per cycle, or one ``run`` when no Output is asked for), which gives the same values
     more slowly.
 
-    :meth:`compile` builds the simulation as well, on a netlist made cheaper to simulate.
+    :meth:`compile` builds the simulation as well: a native kernel where the design allows.
 
     :param sim: the simulation to drive.
     :param memories: when ``sim`` simulates a copy of a design (such as
@@ -235,25 +241,30 @@ class BatchDriver:
     """
 
     def __init__(
-        self, sim: Sim, *, memories: Mapping[pyrtl.MemBlock, pyrtl.MemBlock] | None = None
+        self,
+        sim: Sim | NativeKernel,
+        *,
+        memories: Mapping[pyrtl.MemBlock, pyrtl.MemBlock] | None = None,
     ) -> None:
-        if not isinstance(sim, Sim):
+        if not isinstance(sim, Sim | NativeKernel):
             raise TypeError(
-                f"sim must be a PyRTL Simulation, FastSimulation or CompiledSimulation, "
-                f"not {type(sim).__name__}"
+                f"sim must be a PyRTL Simulation, FastSimulation or CompiledSimulation, or a "
+                f"NativeKernel, not {type(sim).__name__}"
             )
         self._sim = sim
-        self._copies = dict(memories or {})
+        self._memory_copies = dict(memories or {})
+        #: Copies of the design simulated together (:attr:`NativeKernel.copies`; else 1).
+        self.copies = sim.copies if isinstance(sim, NativeKernel) else 1
         block = sim.block
         self._inputs = {w.name: w for w in block.wirevector_subset(pyrtl.Input)}
         self._outputs = {w.name: w for w in block.wirevector_subset(pyrtl.Output)}
-        #: ``True`` when :meth:`run` calls the compiled kernel directly.
-        self.direct = (
+        #: ``True`` when :meth:`run` calls compiled C directly, once.
+        self.direct = isinstance(sim, NativeKernel) or (
             isinstance(sim, pyrtl.CompiledSimulation)
             and _pyrtl_version() in TESTED_PYRTL_VERSIONS
             and all(hasattr(sim, attribute) for attribute in _INTERNALS)
         )
-        if self.direct:
+        if isinstance(sim, pyrtl.CompiledSimulation) and self.direct:
             # A fresh function object (``_dll[name]`` is not cached), so the argument types
             # set here never interfere with the ones CompiledSimulation.run sets on its own.
             self._kernel = sim._dll["sim_run_all"]
@@ -271,20 +282,35 @@ class BatchDriver:
         }
 
     @classmethod
-    def compile(cls, block: pyrtl.Block, *, outputs: Iterable[str] = ()) -> BatchDriver:
-        """A driver of a new :class:`pyrtl.CompiledSimulation` of ``block``.
+    def compile(
+        cls,
+        block: pyrtl.Block,
+        *,
+        outputs: Iterable[str] = (),
+        copies: int = 1,
+        native: bool = True,
+    ) -> BatchDriver:
+        """A driver of a new compiled simulation of ``block``.
 
-        On a tested PyRTL release the simulation is of :func:`simplify_for_simulation`'s copy
-        of ``block``: the same values at every Input, Output and memory in every cycle, for
-        less C per cycle; the driver's memory methods take ``block``'s memories. On any other
-        release it simulates ``block`` itself.
+        The simulation is a :class:`~pyrtl_linalg.NativeKernel` where ``native`` is set and
+        :func:`~pyrtl_linalg.unsupported_reason` allows it, else a
+        :class:`pyrtl.CompiledSimulation`. On a tested PyRTL release either is of
+        :func:`simplify_for_simulation`'s copy of ``block``: the same values at every Input,
+        Output and memory in every cycle, for less C per cycle; the driver's memory methods
+        take ``block``'s memories. On any other release it simulates ``block`` itself.
 
         :param block: the design.
         :param outputs: the Outputs :meth:`run` will be asked for (on the public path a
             CompiledSimulation reports only the Outputs it traces).
+        :param copies: copies of the design to simulate together (one of
+            :data:`~pyrtl_linalg.COPIES`), on a native kernel; a CompiledSimulation simulates
+            one whatever is asked. :attr:`copies` says how many the driver has.
+        :param native: ``False`` for a :class:`pyrtl.CompiledSimulation` in any case (PyRTL's
+            own compiled simulator, an independent check of the native kernel).
         :returns: the driver; its :attr:`sim` is the simulation.
-        :raises ValueError: for a name that is not an Output of ``block``.
+        :raises ValueError: for a name that is not an Output of ``block``, or bad ``copies``.
         """
+        check_copies(copies)
         names = list(outputs)
         ports = {w.name for w in block.wirevector_subset(pyrtl.Output)}
         for name in names:
@@ -294,12 +320,14 @@ class BatchDriver:
         if _pyrtl_version() in TESTED_PYRTL_VERSIONS:
             netlist = simplify_for_simulation(block)
             simulated, memories = netlist.block, netlist.memories
+        if native and unsupported_reason(simulated) is None:
+            return cls(NativeKernel(simulated, copies=copies), memories=memories)
         trace = [simulated.wirevector_by_name[name] for name in names] or None
         sim = make_simulation(simulator="compiled", trace=trace, block=simulated)
         return cls(sim, memories=memories)
 
     @property
-    def sim(self) -> Sim:
+    def sim(self) -> Sim | NativeKernel:
         """The simulation being driven."""
         return self._sim
 
@@ -320,7 +348,8 @@ class BatchDriver:
     ) -> dict[str, np.ndarray]:
         """Simulate ``cycles`` clock cycles.
 
-        Cycle ``c`` of this call sees ``inputs[name][c]`` on Input ``name``. An Input given
+        Cycle ``c`` of this call sees ``inputs[name][c]`` on Input ``name``, in every copy
+        (copies differ by what :meth:`write_memory` stores in each). An Input given
         fewer values than ``cycles`` is 0 in the remaining cycles, and an Input not named is 0
         in every cycle (as :meth:`pyrtl.CompiledSimulation.run` treats a missing value), so a
         pulse is just a short array: ``{"start": [1]}``.
@@ -342,7 +371,8 @@ class BatchDriver:
         :returns: by Output name, its value in each cycle after that cycle's combinational
             logic settles (what ``sim.inspect`` shows after ``step``): ``uint64 [cycles]`` for
             Outputs up to 64 bits, ``uint64 [cycles, limbs]`` (little-endian 64-bit limbs)
-            for wider ones.
+            for wider ones; with :attr:`copies` above 1, an axis of copies after the first
+            (``[cycles, copies]``, ``[cycles, copies, limbs]``).
         :raises TypeError: if ``cycles`` is not an integer.
         :raises ValueError: for an unknown name, too many values, or a value that does not
             fit its Input.
@@ -362,9 +392,29 @@ class BatchDriver:
         for name in wanted:
             if name not in self._outputs:
                 raise ValueError(f"the design has no Output named {name!r}")
+        if isinstance(self._sim, NativeKernel):
+            return self._run_native(cycles, packed, wanted)
         if self.direct:
             return self._run_direct(cycles, packed, wanted)
         return self._run_public(cycles, packed, wanted)
+
+    def _run_native(
+        self, cycles: int, packed: dict[str, np.ndarray], wanted: list[str]
+    ) -> dict[str, np.ndarray]:
+        kernel = self._sim
+        stimulus = np.zeros((cycles, kernel.copies, kernel.input_limbs), np.uint64)
+        for name, limbs in packed.items():
+            place = kernel.inputs[name]
+            stimulus[: len(limbs), :, place.start : place.start + place.limbs] = limbs[:, None]
+        response = kernel.run(stimulus)
+        if kernel.copies == 1:
+            response = response[:, 0]
+        result = {}
+        for name in wanted:
+            place = kernel.outputs[name]
+            values = response[..., place.start : place.start + place.limbs]
+            result[name] = values[..., 0].copy() if place.limbs == 1 else values.copy()
+        return result
 
     def _run_direct(
         self, cycles: int, packed: dict[str, np.ndarray], wanted: list[str]
@@ -412,7 +462,9 @@ class BatchDriver:
                         seen[name][cycle, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
         return {name: v[:, 0] if widths[name] == 1 else v for name, v in seen.items()}
 
-    def write_memory(self, memory: pyrtl.MemBlock, words: Any, *, start: int = 0) -> None:
+    def write_memory(
+        self, memory: pyrtl.MemBlock, words: Any, *, start: int = 0, copy: int = 0
+    ) -> None:
         """Store ``words`` at addresses ``start, start + 1, ..`` of ``memory``, between cycles.
 
         The next cycle simulated reads the new words, as if a write port had written them in
@@ -424,12 +476,14 @@ class BatchDriver:
         :param words: one value per address, in any form :meth:`run` accepts for an Input
             of the memory's width (1-D integers, or 2-D little-endian unsigned words per row).
         :param start: the first address written.
+        :param copy: the copy of the design whose memory is written (below :attr:`copies`).
         :raises TypeError: if ``start`` is not an integer.
         :raises ValueError: for a memory not in the block, words that do not fit its width,
             or addresses past its end.
         :raises NotImplementedError: if :attr:`writes_memories` is ``False``.
         """
         start = non_negative_int("start", start)
+        copy = self._copy(copy)
         memory = self._simulated(memory)
         limbs = _limbs_of(
             f"memory {memory.name}", words, memory.bitwidth, lambda i: f"for address {start + i}"
@@ -439,7 +493,9 @@ class BatchDriver:
                 f"memory {memory.name} has {1 << memory.addrwidth} addresses; {len(limbs)} "
                 f"words from address {start} do not fit"
             )
-        if self.direct:
+        if isinstance(self._sim, NativeKernel):
+            self._sim.memory(memory)[copy, start : start + len(limbs)] = limbs
+        elif self.direct:
             rows = np.ascontiguousarray(limbs)
             _memory_helpers().store_words(
                 self._insert, self._table(memory), start, len(rows), rows.shape[1], rows.ctypes
@@ -455,22 +511,27 @@ class BatchDriver:
                 f"through a write port with run() instead"
             )
 
-    def read_memory(self, memory: pyrtl.MemBlock, count: int) -> np.ndarray:
+    def read_memory(self, memory: pyrtl.MemBlock, count: int, *, copy: int = 0) -> np.ndarray:
         """Addresses ``0 .. count-1`` of ``memory`` (never written: 0).
 
         :param memory: a memory of the simulated block (not a :class:`pyrtl.RomBlock`, which
             the compiled and fast simulators cannot inspect).
         :param count: how many addresses, from 0.
+        :param copy: the copy of the design whose memory is read (below :attr:`copies`).
         :returns: ``uint64 [count]`` for memories up to 64 bits wide, else
             ``uint64 [count, limbs]`` (little-endian 64-bit limbs).
         """
         count = non_negative_int("count", count)
+        copy = self._copy(copy)
         memory = self._simulated(memory)
         limbs = (memory.bitwidth + 63) // 64
         if count > 1 << memory.addrwidth:
             raise ValueError(
                 f"memory {memory.name} has {1 << memory.addrwidth} addresses, not {count}"
             )
+        if isinstance(self._sim, NativeKernel):
+            words = self._sim.memory(memory)[copy, :count].copy()
+            return words[:, 0] if limbs == 1 else words
         words = np.zeros((count, limbs), np.uint64)
         if self.direct:
             _memory_helpers().load_words(
@@ -484,11 +545,17 @@ class BatchDriver:
                 words[address, limb] = (value >> (64 * limb)) & 0xFFFF_FFFF_FFFF_FFFF
         return words[:, 0] if limbs == 1 else words
 
+    def _copy(self, copy: int) -> int:
+        copy = non_negative_int("copy", copy)
+        if copy >= self.copies:
+            raise ValueError(f"copy must be below {self.copies}, the copies simulated, not {copy}")
+        return copy
+
     def _simulated(self, memory: pyrtl.MemBlock) -> pyrtl.MemBlock:
         """``memory``, or its copy in the simulated block, checked."""
         if not isinstance(memory, pyrtl.MemBlock):
             raise TypeError(f"memory must be a pyrtl.MemBlock, not {type(memory).__name__}")
-        memory = self._copies.get(memory, memory)
+        memory = self._memory_copies.get(memory, memory)
         if memory not in self._memories:
             raise ValueError(f"{memory.name!r} is not a read-write memory of the simulated block")
         return memory

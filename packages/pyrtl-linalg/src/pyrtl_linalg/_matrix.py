@@ -22,9 +22,11 @@ def to_signed(values: np.ndarray | int, bits: int) -> np.ndarray:
     :param bits: their width.
     :returns: an int64 array of the same shape (an object array when ``bits > 63``).
     """
+    if bits <= 63:  # every value fits an int64, and so does the arithmetic
+        array = np.asarray(values).astype(np.int64)
+        return np.where(array >= 1 << (bits - 1), array - (1 << bits), array)
     array = np.asarray(values, dtype=object)
-    signed = np.where(array >= 1 << (bits - 1), array - (1 << bits), array)
-    return signed.astype(np.int64) if bits <= 63 else signed
+    return np.where(array >= 1 << (bits - 1), array - (1 << bits), array)
 
 
 class WireMatrix2D:

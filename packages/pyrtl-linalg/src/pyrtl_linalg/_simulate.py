@@ -96,7 +96,8 @@ class MatmulDesign:
 
     :param block: the block holding the design (the working block is left alone).
     :param engine: the :class:`~pyrtl_linalg.TiledMatmul`; its ``start`` is an Input named
-        ``"start"``.
+        ``"start"``, and its ``done``, ``valid`` and ``values`` (concatenated, row 0 in the
+        least significant bits) drive Outputs of those names.
     :param result: the asynchronous memory the result stream is written to, in the A layout
         of :func:`~pyrtl_linalg.pack_a` with ``k = n`` (read it with
         :func:`~pyrtl_linalg.unpack_a` and ``bits=engine.value_bits``).
@@ -178,6 +179,14 @@ def build_matmul(
         result_mem[address] <<= pyrtl.MemBlock.EnabledWrite(
             pyrtl.concat_list(list(engine.values)), engine.valid
         )
+        # Ports a compiled simulation (which sees only ports) can watch the engine through.
+        for name, wire in {
+            "done": engine.done,
+            "valid": engine.valid,
+            "values": pyrtl.concat_list(list(engine.values)),
+        }.items():
+            output = pyrtl.Output(wire.bitwidth, name)
+            output <<= wire
     return MatmulDesign(block, engine, result_mem)
 
 

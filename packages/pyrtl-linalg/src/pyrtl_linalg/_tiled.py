@@ -568,7 +568,7 @@ def pack_b(b: np.ndarray, *, cols: int, bits: int = 8) -> list[int]:
 
 
 def unpack_a(
-    words: Sequence[int] | Mapping[int, int],
+    words: Sequence[int] | Mapping[int, int] | np.ndarray,
     *,
     m: int,
     k: int,
@@ -592,7 +592,10 @@ def unpack_a(
            [  5,   6]])
 
     :param words: the words from address 0 on, as a sequence or a mapping from address to
-        word (missing addresses read as 0, as from ``inspect_mem``).
+        word (missing addresses read as 0, as from ``inspect_mem``), or as a NumPy array of
+        ``uint64`` words ``[n]`` or 64-bit limbs ``[n, limbs]``, least significant first (as
+        :meth:`BatchDriver.read_memory` returns them; addresses past ``n`` read as 0), which
+        is unpacked without Python integers.
     :param m: rows of the matrix.
     :param k: columns of the matrix.
     :param rows: values per word (the array's rows).
@@ -601,6 +604,10 @@ def unpack_a(
     :returns: int64 array of shape ``(m, k)`` (object array when ``bits > 63``).
     """
     tiles = math.ceil(m / rows)
+    if isinstance(words, np.ndarray) and words.dtype == np.uint64 and bits <= 63:
+        values = _unpack_limbs(words, tiles * k, rows * bits, bits)
+        values = values.reshape(tiles, k, rows).transpose(0, 2, 1).reshape(tiles * rows, k)[:m]
+        return to_signed(values, bits) if signed else values
     get = words.get if isinstance(words, Mapping) else words.__getitem__
     if isinstance(words, Mapping):
         packed = [[get(t * k + kk, 0) for kk in range(k)] for t in range(tiles)]
@@ -612,3 +619,15 @@ def unpack_a(
     if signed:
         return to_signed(values, bits)
     return values.astype(np.int64) if bits <= 63 else values
+
+
+def _unpack_limbs(words: np.ndarray, count: int, width: int, bits: int) -> np.ndarray:
+    """The low ``width`` bits of the first ``count`` words (``uint64 [n]`` or ``[n, limbs]``;
+    missing words are 0) as ``width // bits`` unsigned ``bits``-bit fields each, least
+    significant first: ``int64 [count, width // bits]``."""
+    limbs = words.reshape(len(words), -1)[:count]
+    padded = np.zeros((count, limbs.shape[1]), "<u8")
+    padded[: len(limbs)] = limbs
+    bit_rows = np.unpackbits(padded.view(np.uint8), axis=1, bitorder="little")
+    fields = bit_rows[:, :width].reshape(count, width // bits, bits).astype(np.int64)
+    return fields @ (np.int64(1) << np.arange(bits, dtype=np.int64))

@@ -8,7 +8,7 @@ through a simulation of it::
     model = qnn_ref.read_model(qnn_ref.default_model_path())
     plan = pyrtlnet.make_plan(model, batch_size=4)   # a 4x16 array shared by every layer
     design = pyrtlnet.build_design(plan)             # the PyRTL block, ports, memory layouts
-    accelerator = pyrtlnet.Accelerator(design)       # its CompiledSimulation
+    accelerator = pyrtlnet.Accelerator(design)       # its simulation (a native C kernel)
     result = accelerator.run(qnn_ref.load_mnist("test")[0][:10])
     result.outputs.layers[-1], result.predictions, result.cycles
 
@@ -18,7 +18,14 @@ exports to Verilog with a self-checking testbench (:func:`export_verilog`,
 and synthesizes with yosys (:func:`run_yosys`).
 """
 
-from ._accelerator import Accelerator, DesignError, InferenceResult, build
+from ._accelerator import (
+    ACCELERATOR_SIMULATORS,
+    DEFAULT_COPIES,
+    Accelerator,
+    DesignError,
+    InferenceResult,
+    build,
+)
 from ._axi import (
     AXI_ADDR_BITS,
     AXI_REGISTERS,
@@ -118,6 +125,7 @@ from ._verilog import (
 )
 
 __all__ = [
+    "ACCELERATOR_SIMULATORS",
     "ARCHITECTURES",
     "AREA_UNITS",
     "AXI_ADDR_BITS",
@@ -125,6 +133,7 @@ __all__ = [
     "BOARDS",
     "DEFAULT_ARRAY",
     "DEFAULT_COLS",
+    "DEFAULT_COPIES",
     "EXPLORE_FLOWS",
     "LARGE_SYNTHESIS",
     "MAX_DEFAULT_ROWS",

@@ -249,13 +249,16 @@ class Design:
             for mt, word in enumerate(words)
         ]
 
-    def read_activations(self, layer: int, words: Mapping[int, int], count: int) -> np.ndarray:
+    def read_activations(
+        self, layer: int, words: Mapping[int, int] | np.ndarray, count: int
+    ) -> np.ndarray:
         """Layer ``layer``'s int8 outputs for the first ``count`` images of a batch, from the
         words of its activation memory (the inverse of :meth:`activation_words`).
 
         :param layer: ``0`` to ``len(model.layers) - 1``.
         :param words: the memory's words by address (a simulator's ``inspect_mem``; missing
-            addresses read as 0).
+            addresses read as 0), or NumPy ``uint64`` words from address 0 (see
+            :func:`pyrtl_linalg.unpack_a`).
         :param count: images in the batch.
         :returns: int8 in LiteRT's shape of the layer's output: ``[count, H, W, C]`` for a
             convolution or pooling layer (the grid's words are NHWC order), ``[count, units]``
@@ -266,7 +269,7 @@ class Design:
         values = unpack_a(words, m=self._images(count), k=units, rows=self.lanes)
         return values.astype(np.int8).reshape(count, *self.model.layers[layer].output_shape)
 
-    def read_predictions(self, words: Mapping[int, int], count: int) -> np.ndarray:
+    def read_predictions(self, words: Mapping[int, int] | np.ndarray, count: int) -> np.ndarray:
         """The predictions of the first ``count`` images of a batch, from the prediction
         memory's words (the inverse of :meth:`prediction_words`).
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from qnn_ref import Outputs
 
-from ._accelerator import Accelerator, InferenceResult
+from ._accelerator import DEFAULT_COPIES, Accelerator, InferenceResult
 from ._design import build_design, check_inputs
 from ._plan import Plan
 from ._validate import check_positive
@@ -49,7 +49,7 @@ _POLL_SECONDS = 0.5
 # on its first chunk (building in the first task, not in the initializer, lets a failure reach
 # the parent as that task's own exception).
 _plan: Plan | None = None
-_simulator = "compiled"
+_simulator = "native"
 _accelerator: Accelerator | None = None
 _built: Any = None  # a multiprocessing.Value counting the workers that have built
 
@@ -110,7 +110,7 @@ def run_parallel(
     q: np.ndarray,
     *,
     jobs: int,
-    simulator: str = "compiled",
+    simulator: str = "native",
     progress: Callable[[int], None] | None = None,
     building: Callable[[int], None] | None = None,
 ) -> ParallelResult:
@@ -133,7 +133,11 @@ def run_parallel(
     batch_size = plan.batch_size
     batches = math.ceil(len(q) / batch_size)
     workers = max(1, min(jobs, batches))
-    per_task = max(1, min(_CHUNK_IMAGES // batch_size, math.ceil(batches / workers)))
+    share = math.ceil(batches / workers)
+    per_task = max(1, min(_CHUNK_IMAGES // batch_size, share))
+    # Whole groups of batches, one per copy of the design in the worker's kernel, where that
+    # leaves every worker a task.
+    per_task = min(-(-per_task // DEFAULT_COPIES) * DEFAULT_COPIES, share)
     step = per_task * batch_size
     tasks = [(first, q[first : first + step]) for first in range(0, len(q), step)]
     workers = min(workers, len(tasks))

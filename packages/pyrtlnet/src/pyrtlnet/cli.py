@@ -22,7 +22,6 @@ from typing import TextIO
 
 import numpy as np
 
-from pyrtl_linalg import SIMULATORS
 from qnn_ref import Model, Outputs, Rounding, quantize_input, read_model, run_litert, run_numpy
 from qnn_ref.cliinfer import OutputFile, add_inference_arguments, run_inference
 from qnn_ref.clitools import (
@@ -35,7 +34,7 @@ from qnn_ref.clitools import (
     positive_int,
 )
 
-from ._accelerator import Accelerator, InferenceResult
+from ._accelerator import ACCELERATOR_SIMULATORS, SIMULATOR_CLASSES, Accelerator, InferenceResult
 from ._design import build_design
 from ._explorecli import add_explore_command
 from ._hwcli import BATCH_HELP, add_design_arguments, add_hardware_commands, plan_from_arguments
@@ -69,7 +68,7 @@ def _describe(plan: Plan, simulator: str) -> str:
         arrays = f"one array per layer ({sizes})"
     return (
         f"hardware: {arrays}, batch {plan.batch_size}, {plan.rounding} "
-        f"({plan.requant_method} requantizers), {SIMULATORS[simulator].__name__}"
+        f"({plan.requant_method} requantizers), {SIMULATOR_CLASSES[simulator]}"
     )
 
 
@@ -188,11 +187,11 @@ class _Hardware:
 
 def _infer(args: argparse.Namespace, out: TextIO) -> int:
     model = read_model(args.model)
-    simulator = args.simulator or ("fast" if args.vcd else "compiled")
-    if args.vcd is not None and simulator == "compiled":
+    simulator = args.simulator or ("fast" if args.vcd else "native")
+    if args.vcd is not None and simulator in ("native", "compiled"):
         raise UsageError(
-            "--vcd needs --simulator fast or simulation (CompiledSimulation records only the "
-            "top-level ports)"
+            f"--vcd needs --simulator fast or simulation ({SIMULATOR_CLASSES[simulator]} "
+            "records only the top-level ports)"
         )
     plan = plan_from_arguments(args, model)
     hardware = _Hardware(plan, simulator=simulator, jobs=args.jobs or default_jobs(), vcd=args.vcd)
@@ -253,9 +252,9 @@ def _add_infer_command(commands: "argparse._SubParsersAction[ArgumentParser]") -
     add_design_arguments(infer)
     infer.add_argument(
         "--simulator",
-        choices=tuple(SIMULATORS),
+        choices=ACCELERATOR_SIMULATORS,
         default=None,
-        help="PyRTL simulator (default compiled, the fastest; fast with --vcd)",
+        help="simulator of the hardware (default native, the fastest; fast with --vcd)",
     )
     infer.add_argument(
         "--jobs",

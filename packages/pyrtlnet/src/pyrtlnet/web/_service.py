@@ -224,8 +224,8 @@ def load_models(paths: Sequence[str | os.PathLike[str]] = ()) -> dict[str, Serve
     array = default_array(1)
     for path, name in found.items():
         model = read_model(path)
-        with _BUILD_LOCK:
-            accelerator = build(model, array=array)
+        with _BUILD_LOCK:  # one image per request: one copy of the design is enough
+            accelerator = build(model, array=array, copies=1)
         served[name] = ServedModel(name=name, model=model, accelerator=accelerator, array=array)
     return served
 
