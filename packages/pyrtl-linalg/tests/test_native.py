@@ -1,6 +1,7 @@
 """NativeKernel against PyRTL's FastSimulation, cycle by cycle and bit for bit."""
 
 import operator
+import re
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -470,6 +471,31 @@ def test_port_layouts_are_in_name_order():
     assert (kernel.input_limbs, kernel.output_limbs, kernel.copies) == (4, 4, 2)
     assert kernel.block is block
     assert kernel.run(np.zeros((0, 2, 4), np.uint64)).shape == (0, 2, 4)
+
+
+def test_bits_above_an_inputs_width_are_ignored():
+    # addr is 3 bits: 8 + 5 is address 5, not a write past the memory's end.
+    block, wide, _ = memory_design()
+    kernel = NativeKernel(block)
+    stimulus = np.zeros((2, 1, 4), np.uint64)
+    stimulus[0, 0, :] = [8 + 5, 77, 1 << 40, 1 + 2]  # addr, data (2 limbs), we
+    stimulus[1, 0, 0] = (1 << 63) | 5
+    response = kernel.run(stimulus)
+    assert response[1, 0, 2].tolist() == 77  # word, read at address 5
+    assert kernel.memory(wide)[0, 5].tolist() == [77, (1 << 40) & ((1 << 36) - 1)]
+    assert not np.delete(kernel.memory(wide)[0], 5, axis=0).any()
+
+
+@pytest.mark.parametrize(
+    "stimulus",
+    [np.zeros((3, 1, 4), np.int64), np.zeros((3, 2, 4), np.uint64), np.zeros((3, 4), np.uint64)],
+)
+def test_a_stimulus_of_another_shape_or_dtype_is_refused(stimulus):
+    kernel = NativeKernel(memory_design()[0])
+    shape = list(stimulus.shape)
+    message = f"stimulus must be uint64 [cycles, 1, 4], not {stimulus.dtype} of shape {shape}"
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}$"):
+        kernel.run(stimulus)
 
 
 def test_memory_is_a_live_view_of_one_copy():

@@ -39,8 +39,11 @@ from ._validate import check_positive
 
 __all__ = ["ParallelResult", "default_jobs", "run_parallel"]
 
-#: Images per task handed to a worker at most: small enough that the progress bar moves.
-_CHUNK_IMAGES = 200
+#: Images per task handed to a worker at most, by simulator: few enough that the progress bar
+#: moves (2,000 images are a fraction of a second of the MLP on the native kernel, a few
+#: seconds of the CNN), many enough that handing out tasks costs little next to them.
+_CHUNK_IMAGES = {"native": 2000}
+_DEFAULT_CHUNK_IMAGES = 200
 
 #: Seconds between two reports of the build phase (``building``).
 _POLL_SECONDS = 0.5
@@ -134,7 +137,8 @@ def run_parallel(
     batches = math.ceil(len(q) / batch_size)
     workers = max(1, min(jobs, batches))
     share = math.ceil(batches / workers)
-    per_task = max(1, min(_CHUNK_IMAGES // batch_size, share))
+    chunk = _CHUNK_IMAGES.get(simulator, _DEFAULT_CHUNK_IMAGES)
+    per_task = max(1, min(chunk // batch_size, share))
     # Whole groups of batches, one per copy of the design in the worker's kernel, where that
     # leaves every worker a task.
     per_task = min(-(-per_task // DEFAULT_COPIES) * DEFAULT_COPIES, share)
