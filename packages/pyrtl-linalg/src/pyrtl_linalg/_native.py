@@ -318,8 +318,8 @@ class _Writer:
     def _lines(self) -> Iterator[str]:
         block = self._block
         nets = _sorted_nets(block)
-        registers = [net.dests[0] for net in nets if net.op == "r"]
-        next_values = [net.args[0] for net in nets if net.op == "r"]
+        updates = [(net.dests[0], net.args[0]) for net in nets if net.op == "r"]
+        registers = [register for register, _ in updates]
         writes = [net for net in nets if net.op == "@"]
         yield _prelude(self._lanes)
         for index, rom in enumerate(self._roms):
@@ -359,13 +359,13 @@ class _Writer:
         for register in registers:
             for name in self._each_limb(register):
                 yield f"        const V {name} = s->{name};"
-        for net in _combinational_order(block):
+        for net in _combinational_order(nets):
             yield from (f"        {line}" for line in self._net(net))
         for wire in _by_name(block.wirevector_subset(pyrtl.Output)):
             start = self.outputs[wire.name].start
             for limb, name in enumerate(self._each_limb(wire)):
                 yield f"        memcpy(out + {start + limb} * LANES, &{name}, sizeof t);"
-        for register, value in zip(registers, next_values, strict=True):
+        for register, value in updates:
             for limb, name in enumerate(self._each_limb(register)):
                 yield f"        s->{name} = {self._limb(value, limb)};"
         for net in writes:
@@ -611,10 +611,10 @@ def _sorted_nets(block: pyrtl.Block) -> list[pyrtl.LogicNet]:
 _TEMPORARY = re.compile(r"tmp(\d+)")
 
 
-def _combinational_order(block: pyrtl.Block) -> list[pyrtl.LogicNet]:
+def _combinational_order(sorted_nets: list[pyrtl.LogicNet]) -> list[pyrtl.LogicNet]:
     """The nets computed within a cycle (not register updates, not memory writes), each after
-    the nets its arguments come from."""
-    nets = [net for net in _sorted_nets(block) if net.op not in "r@"]
+    the nets its arguments come from; ties in the order of ``sorted_nets``."""
+    nets = [net for net in sorted_nets if net.op not in "r@"]
     producer = {net.dests[0]: net for net in nets}
     order, state = [], {}
     for root in nets:  # depth-first, iteratively: netlists are deeper than Python's stack
